@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs plateop's tests and prints one closing line: "N passed, N failed".
+#
+#   tests/run.sh --unit          unit tests (build/tests/unit/test_*)
+#   tests/run.sh --integration   brings up the local control plane and ImageDB,
+#                                runs build/tests/integration/test_* and
+#                                tests/integration/test_*.sh, tears them down
+#   tests/run.sh --all           both
+#   tests/run.sh ... NAME...     only tests whose file name contains NAME
+#
+# Each test program reports TAP ("ok N - name" / "not ok N - name"): cmocka
+# programs through CMOCKA_MESSAGE_OUTPUT=TAP, shell tests through
+# tests/lib.sh. A program that exits non-zero without reporting a failure
+# (a crash) counts as one failure.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$here/$BUILD" ;; esac
+export PLATEOP_ROOT="$here" PLATEOP_BUILD="$BUILD"
+export CMOCKA_MESSAGE_OUTPUT=TAP
+
+mode=${1:---all}
+shift || true
+filters=("$@")
+
+passed=0
+failed=0
+failed_names=()
+
+selected() {
+    local f
+    [ ${#filters[@]} -eq 0 ] && return 0
+    for f in "${filters[@]}"; do
+        case "$1" in *"$f"*) return 0 ;; esac
+    done
+    return 1
+}
+
+run_one() {
+    local prog=$1 name out rc p f start secs
+    name=$(basename "$prog")
+    selected "$name" || return 0
+    out=$(mktemp)
+    start=$(date +%s%N)
+    echo "# --- $name"
+    "$prog" 2>&1 | tee "$out" | grep -E '^(not )?ok |^# |^Bail out' 
+    rc=${PIPESTATUS[0]}
+    secs=$(( ($(date +%s%N) - start) / 1000000 ))
+    p=$(grep -cE '^ok ' "$out")
+    f=$(grep -cE '^not ok ' "$out")
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+        echo "not ok - $name exited with status $rc; last output:"
+        tail -n 30 "$out" | sed 's/^/#   /'
+    elif [ "$f" -gt 0 ]; then
+        grep -vE '^(not )?ok |^1\.\.' "$out" | tail -n 40 | sed 's/^/#   /'
+    fi
+    [ "$f" -gt 0 ] && failed_names+=("$name")
+    echo "# $name: $p passed, $f failed (${secs} ms)"
+    passed=$((passed + p))
+    failed=$((failed + f))
+    rm -f "$out"
+}
+
+run_unit() {
+    local t
+    for t in "$BUILD"/tests/unit/test_*; do
+        [ -x "$t" ] && run_one "$t"
+    done
+}
+
+run_integration() {
+    local t env_file
+    # shellcheck source=tests/testbed.sh
+    . "$here/tests/testbed.sh"
+    if ! testbed_up; then
+        echo "not ok - test bed failed to start"
+        failed=$((failed + 1))
+        failed_names+=("testbed")
+        return
+    fi
+    for t in "$BUILD"/tests/integration/test_* "$here"/tests/integration/test_*.sh; do
+        [ -x "$t" ] && run_one "$t"
+    done
+}
+
+case "$mode" in
+--unit) run_unit ;;
+--integration) trap 'testbed_down' EXIT; run_integration ;;
+--all) trap 'testbed_down 2>/dev/null || true' EXIT; run_unit; run_integration ;;
+*) echo "usage: tests/run.sh --unit|--integration|--all [NAME...]" >&2; exit 2 ;;
+esac
+
+if [ ${#failed_names[@]} -gt 0 ]; then
+    echo "# failing: ${failed_names[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
