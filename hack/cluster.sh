@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# The local Kubernetes control plane for tests and the demo: Debian's etcd and
+# kube-apiserver, kube-controller-manager and kube-scheduler (built once from
+# Debian's source package by hack/kube-build.sh), all on 127.0.0.1 with free
+# ports, TLS from a CA generated at start, RBAC, and quota admission.
+#
+#   hack/cluster.sh up      start (reuses a running cluster in the same state dir)
+#   hack/cluster.sh down    stop exactly the processes it started; remove its state
+#   hack/cluster.sh env     print `export` lines: KUBECONFIG, PLATEOP_ETCD_ENDPOINTS, ...
+#   hack/cluster.sh check   fail, with the tail of its log, if a component has died
+#
+# Env: PLATEOP_CLUSTER_DIR  state directory (default /tmp/plateop-cluster)
+#      PLATEOP_APISERVER_ARGS  extra kube-apiserver flags (tests that need them)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${PLATEOP_CLUSTER_DIR:-/tmp/plateop-cluster}
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+
+say() { echo "cluster: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# pid_alive NAME: the recorded process runs and is still the program we started.
+pid_alive() {
+    local pidfile="$dir/run/$1.pid" pid
+    [ -f "$pidfile" ] || return 1
+    pid=$(cat "$pidfile")
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$1"
+}
+
+log_tail() {
+    local log="$dir/log/$1.log"
+    [ -f "$log" ] || return 0
+    say "--- $log: errors, then the last lines"
+    grep -m 5 -E '^Error:|^F[0-9]{4} |fatal|panic:' "$log" >&2 || true
+    tail -n 15 "$log" >&2
+}
+
+stop_all() {
+    local c pid i
+    for c in "${components[@]}"; do
+        pid_alive "$c" && kill -TERM "$(cat "$dir/run/$c.pid")" 2>/dev/null || true
+    done
+    for i in $(seq 1 50); do
+        local any=0
+        for c in "${components[@]}"; do pid_alive "$c" && any=1; done
+        [ $any -eq 0 ] && break
+        sleep 0.2
+    done
+    for c in "${components[@]}"; do
+        pid_alive "$c" && kill -KILL "$(cat "$dir/run/$c.pid")" 2>/dev/null || true
+        rm -f "$dir/run/$c.pid"
+    done
+}
+
+used_ports=()
+free_port() {
+    local p i u taken
+    for i in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        taken=0
+        for u in "${used_ports[@]:-}"; do [ "$u" = "$p" ] && taken=1; done
+        [ $taken -eq 1 ] && continue
+        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+            used_ports+=("$p")
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free TCP port found on 127.0.0.1"
+}
+
+# cert NAME CN [O] [SAN]: a key and a certificate signed by the cluster CA.
+cert() {
+    local name=$1 cn=$2 org=${3:-} san=${4:-} subj ext
+    subj="/CN=$cn"
+    [ -n "$org" ] && subj="/O=$org$subj"
+    ext="$dir/pki/$name.ext"
+    {
+        echo "basicConstraints=CA:FALSE"
+        echo "keyUsage=critical,digitalSignature,keyEncipherment"
+        if [ -n "$san" ]; then
+            echo "extendedKeyUsage=serverAuth,clientAuth"
+            echo "subjectAltName=$san"
+        else
+            echo "extendedKeyUsage=clientAuth"
+        fi
+    } >"$ext"
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/pki/$name.key" \
+        -subj "$subj" -out "$dir/pki/$name.csr" 2>/dev/null
+    openssl x509 -req -in "$dir/pki/$name.csr" -CA "$dir/pki/ca.crt" -CAkey "$dir/pki/ca.key" \
+        -CAcreateserial -days 30 -extfile "$ext" -out "$dir/pki/$name.crt" 2>/dev/null
+}
+
+make_pki() {
+    mkdir -p "$dir/pki"
+    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$dir/pki/ca.key" \
+        -subj "/CN=plateop-local-ca" -days 30 -out "$dir/pki/ca.crt" 2>/dev/null ||
+        die "openssl could not create the cluster CA"
+    cert apiserver kube-apiserver "" "IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+    cert admin admin system:masters
+    cert controller-manager system:kube-controller-manager
+    cert scheduler system:kube-scheduler
+    openssl genrsa -out "$dir/pki/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$dir/pki/sa.key" -pubout -out "$dir/pki/sa.pub" 2>/dev/null
+    chmod 600 "$dir"/pki/*.key
+}
+
+# kubeconfig NAME: a kubeconfig for the identity in pki/NAME.{crt,key}.
+kubeconfig() {
+    local name=$1
+    cat >"$dir/$name.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: plateop-local
+  cluster:
+    server: https://127.0.0.1:$api_port
+    certificate-authority: $dir/pki/ca.crt
+users:
+- name: $name
+  user:
+    client-certificate: $dir/pki/$name.crt
+    client-key: $dir/pki/$name.key
+contexts:
+- name: plateop-local
+  context:
+    cluster: plateop-local
+    user: $name
+    namespace: default
+current-context: plateop-local
+EOF
+}
+
+# start NAME BINARY ARGS...: runs a component in its own session, logging to log/NAME.log.
+start() {
+    local name=$1
+    shift
+    setsid "$@" >"$dir/log/$name.log" 2>&1 </dev/null &
+    echo $! >"$dir/run/$name.pid"
+}
+
+# wait_healthy NAME URL CURL_ARGS...: polls until the URL answers "ok"
+# (etcd answers {"health":"true"}).
+wait_healthy() {
+    local name=$1 url=$2 i
+    shift 2
+    for i in $(seq 1 240); do
+        pid_alive "$name" || { log_tail "$name"; return 1; }
+        if curl -sf --max-time 2 "$@" "$url" 2>/dev/null | grep -qE '^ok|"health": ?"true"'; then
+            return 0
+        fi
+        sleep 0.25
+    done
+    say "$name did not become healthy at $url within 60 s"
+    log_tail "$name"
+    return 1
+}
+
+write_env() {
+    cat >"$dir/env" <<EOF
+export KUBECONFIG=$dir/admin.kubeconfig
+export PLATEOP_CLUSTER_DIR=$dir
+export PLATEOP_KUBE_SERVER=https://127.0.0.1:$api_port
+export PLATEOP_KUBE_CA=$dir/pki/ca.crt
+export PLATEOP_ETCD_ENDPOINTS=http://127.0.0.1:$etcd_port
+EOF
+}
+
+all_alive() {
+    local c
+    for c in "${components[@]}"; do pid_alive "$c" || return 1; done
+}
+
+cmd_up() {
+    local bindir etcd_data
+    if [ -f "$dir/env" ] && all_alive; then
+        say "already running in $dir; reusing it"
+        return 0
+    fi
+    if [ -d "$dir/run" ]; then
+        say "stale or partial cluster state in $dir: stopping what remains and starting afresh"
+        stop_all
+    fi
+    for tool in etcd openssl curl ss kubectl; do
+        command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
+    done
+    bindir=$("$here/kube-build.sh") || die "building the Kubernetes control plane failed (see above)"
+
+    rm -rf "$dir"
+    mkdir -p "$dir/run" "$dir/log"
+    # etcd fsyncs on every write; tmpfs keeps that cheap on a developer machine.
+    etcd_data=$(mktemp -d "${PLATEOP_ETCD_TMP:-/dev/shm}/plateop-etcd.XXXXXX" 2>/dev/null || mktemp -d)
+    echo "$etcd_data" >"$dir/run/etcd.data"
+
+    etcd_port=$(free_port)
+    local peer_port kcm_port sched_port
+    peer_port=$(free_port)
+    api_port=$(free_port)
+    kcm_port=$(free_port)
+    sched_port=$(free_port)
+    make_pki
+    kubeconfig admin
+    kubeconfig controller-manager
+    kubeconfig scheduler
+    write_env
+
+    trap 'say "start failed; stopping what was started"; stop_all; cleanup_state' ERR
+
+    start etcd etcd --name plateop --data-dir "$etcd_data" \
+        --listen-client-urls "http://127.0.0.1:$etcd_port" \
+        --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+        --listen-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-cluster "plateop=http://127.0.0.1:$peer_port" \
+        --listen-metrics-urls "" --log-level warn
+    wait_healthy etcd "http://127.0.0.1:$etcd_port/health" || false
+
+    # shellcheck disable=SC2086
+    start kube-apiserver "$bindir/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$etcd_port" \
+        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+        --tls-cert-file "$dir/pki/apiserver.crt" --tls-private-key-file "$dir/pki/apiserver.key" \
+        --client-ca-file "$dir/pki/ca.crt" \
+        --kubelet-client-certificate "$dir/pki/admin.crt" --kubelet-client-key "$dir/pki/admin.key" \
+        --kubelet-preferred-address-types InternalIP \
+        --service-account-key-file "$dir/pki/sa.pub" \
+        --service-account-signing-key-file "$dir/pki/sa.key" \
+        --service-account-issuer https://kubernetes.default.svc \
+        --service-cluster-ip-range 10.0.0.0/24 \
+        --authorization-mode RBAC \
+        --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota \
+        --endpoint-reconciler-type none \
+        --feature-gates TTLAfterFinished=true \
+        --allow-privileged=true --profiling=false \
+        ${PLATEOP_APISERVER_ARGS:-}
+    wait_healthy kube-apiserver "https://127.0.0.1:$api_port/readyz" \
+        --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" || false
+
+    start kube-controller-manager "$bindir/kube-controller-manager" \
+        --kubeconfig "$dir/controller-manager.kubeconfig" \
+        --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
+        --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$kcm_port" --port 0 \
+        --controllers job,resourcequota,garbagecollector,serviceaccount-token,serviceaccount,ttl-after-finished,namespace,podgc,deployment,replicaset,clusterrole-aggregation \
+        --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
+        --feature-gates TTLAfterFinished=true \
+        --kube-api-qps 200 --kube-api-burst 400 \
+        --leader-elect=false
+    start kube-scheduler "$bindir/kube-scheduler" \
+        --kubeconfig "$dir/scheduler.kubeconfig" \
+        --authentication-kubeconfig "$dir/scheduler.kubeconfig" \
+        --authorization-kubeconfig "$dir/scheduler.kubeconfig" \
+        --bind-address 127.0.0.1 --secure-port "$sched_port" --port 0 \
+        --kube-api-qps 200 --kube-api-burst 400 \
+        --leader-elect=false
+    wait_healthy kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" -k || false
+    wait_healthy kube-scheduler "https://127.0.0.1:$sched_port/healthz" -k || false
+
+    # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
+    local i
+    for i in $(seq 1 120); do
+        KUBECONFIG="$dir/admin.kubeconfig" kubectl get serviceaccount default -n default >/dev/null 2>&1 && break
+        sleep 0.25
+    done
+    trap - ERR
+    say "up: https://127.0.0.1:$api_port (state in $dir); use: eval \"\$($0 env)\""
+}
+
+cleanup_state() {
+    local data
+    data=$(cat "$dir/run/etcd.data" 2>/dev/null || true)
+    case "$data" in */plateop-etcd.*) rm -rf "$data" ;; esac
+    rm -rf "$dir"
+}
+
+cmd_down() {
+    [ -d "$dir" ] || return 0
+    stop_all
+    cleanup_state
+    say "down"
+}
+
+cmd_env() {
+    [ -f "$dir/env" ] || die "no cluster in $dir: run '$0 up' first"
+    cat "$dir/env"
+}
+
+cmd_check() {
+    local c bad=0
+    [ -d "$dir/run" ] || die "no cluster in $dir"
+    for c in "${components[@]}"; do
+        if ! pid_alive "$c"; then
+            say "$c has died"
+            log_tail "$c"
+            bad=1
+        fi
+    done
+    return $bad
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+env) cmd_env ;;
+check) cmd_check ;;
+*) echo "usage: $0 up|down|env|check" >&2; exit 2 ;;
+esac
