@@ -245,6 +245,7 @@ cmd_up() {
         --bind-address 127.0.0.1 --secure-port "$kcm_port" --port 0 \
         --controllers job,resourcequota,garbagecollector,serviceaccount-token,serviceaccount,ttl-after-finished,namespace,podgc,deployment,replicaset,clusterrole-aggregation \
         --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
+        --use-service-account-credentials=true \
         --feature-gates TTLAfterFinished=true \
         --kube-api-qps 200 --kube-api-burst 400 \
         --leader-elect=false

@@ -54,7 +54,7 @@ run_one() {
         echo "not ok - $name exited with status $rc; last output:"
         tail -n 30 "$out" | sed 's/^/#   /'
     elif [ "$f" -gt 0 ]; then
-        grep -vE '^(not )?ok |^1\.\.' "$out" | tail -n 40 | sed 's/^/#   /'
+        grep -vE '^(not )?ok |^1\.\.|^#' "$out" | tail -n 40 | sed 's/^/#   /'
     fi
     [ "$f" -gt 0 ] && failed_names+=("$name")
     echo "# $name: $p passed, $f failed (${secs} ms)"
