@@ -124,7 +124,8 @@ static void observe(struct leader *l, json_t *spec)
     l->holder = copy;
     pthread_mutex_unlock(&l->mu);
     if (holder[0]) {
-        log_info(NULL, "lease %s/%s: leader is now %s", l->ns, l->name, holder);
+        log_info(NULL, "lease %s/%s: %s sees a new leader: %s", l->ns, l->name, l->identity,
+                 holder);
         if (l->cb.new_leader)
             l->cb.new_leader(holder, l->cb.ud);
     }
