@@ -1,9 +1,9 @@
 /*
  * kube_config: kubeconfig and in-cluster configuration; see kube_config.h.
  *
- * The kubeconfig YAML is first turned into a jansson tree (every scalar a
- * string, plain null/~/empty scalars null), then read by name. Several files
- * are merged by looking names up in each in order, as client-go does.
+ * The kubeconfig YAML is first turned into a jansson tree by yamljson (every
+ * scalar then made a string), then read by name. Several files are merged
+ * by looking names up in each in order, as client-go does.
  */
 #include "kube_config.h"
 
@@ -17,140 +17,71 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <yaml.h>
 
 #include "strbuf.h"
+#include "yamljson.h"
 
-#define YAML_MAX_DEPTH 64
 #define KUBECONFIG_MAX_BYTES (16u << 20)
 #define KUBECONFIG_MAX_FILES 16
 
-/* ---- YAML to JSON ---------------------------------------------------- */
+/* ---- YAML ------------------------------------------------------------ */
 
-static json_t *yaml_node(yaml_parser_t *p, yaml_event_t *ev, int depth, struct err *e);
-
-static int yaml_next(yaml_parser_t *p, yaml_event_t *ev, struct err *e)
+/*
+ * kubeconfig values are all strings to client-go; yamljson types plain
+ * scalars, so numbers and booleans are turned back into their text (a
+ * numeric token or a context named 1 must still match).
+ */
+static int stringify_scalars(json_t *v)
 {
-    if (yaml_parser_parse(p, ev))
+    const char *key;
+    json_t *child;
+    size_t i;
+    void *tmp;
+    char buf[64];
+
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, child) {
+            if (stringify_scalars(child) < 0)
+                return -1;
+        }
         return 0;
-    return err_set(e, EINVAL, "malformed YAML at line %zu column %zu: %s%s%s",
-                   p->problem_mark.line + 1, p->problem_mark.column + 1,
-                   p->problem ? p->problem : "parse error", p->context ? " " : "",
-                   p->context ? p->context : "");
+    }
+    json_object_foreach_safe(v, tmp, key, child) {
+        if (json_is_integer(child))
+            snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, json_integer_value(child));
+        else if (json_is_real(child))
+            snprintf(buf, sizeof(buf), "%.17g", json_real_value(child));
+        else if (json_is_boolean(child))
+            snprintf(buf, sizeof(buf), "%s", json_is_true(child) ? "true" : "false");
+        else if (stringify_scalars(child) < 0)
+            return -1;
+        else
+            continue;
+        if (json_object_set_new(v, key, json_string(buf)) < 0)
+            return -1;
+    }
+    return 0;
 }
 
-static json_t *yaml_scalar(const yaml_event_t *ev)
-{
-    const char *v = (const char *)ev->data.scalar.value;
-    size_t len = ev->data.scalar.length;
-
-    if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-        && (len == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0
-            || strcmp(v, "NULL") == 0))
-        return json_null();
-    return json_stringn(v, len);
-}
-
-/* Reads the children of a sequence or mapping until its end event. */
-static json_t *yaml_collection(yaml_parser_t *p, int mapping, int depth, struct err *e)
-{
-    yaml_event_type_t end = mapping ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
-    json_t *out = mapping ? json_object() : json_array(), *key = NULL, *val;
-    yaml_event_t ev;
-
-    if (!out) {
-        err_set(e, ENOMEM, "out of memory");
-        return NULL;
-    }
-    for (;;) {
-        if (yaml_next(p, &ev, e) < 0)
-            goto fail;
-        if (ev.type == end) {
-            yaml_event_delete(&ev);
-            break;
-        }
-        val = yaml_node(p, &ev, depth + 1, e);
-        yaml_event_delete(&ev);
-        if (!val)
-            goto fail;
-        if (!mapping) {
-            json_array_append_new(out, val);
-        } else if (!key) {
-            if (!json_is_string(val)) {
-                json_decref(val);
-                err_set(e, EINVAL, "a YAML mapping key is not a string");
-                goto fail;
-            }
-            key = val;
-        } else {
-            json_object_set_new(out, json_string_value(key), val);
-            json_decref(key);
-            key = NULL;
-        }
-    }
-    return out;
-fail:
-    json_decref(key);
-    json_decref(out);
-    return NULL;
-}
-
-static json_t *yaml_node(yaml_parser_t *p, yaml_event_t *ev, int depth, struct err *e)
-{
-    if (depth > YAML_MAX_DEPTH) {
-        err_set(e, EINVAL, "YAML nested deeper than %d levels", YAML_MAX_DEPTH);
-        return NULL;
-    }
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT:
-        return yaml_scalar(ev);
-    case YAML_SEQUENCE_START_EVENT:
-        return yaml_collection(p, 0, depth, e);
-    case YAML_MAPPING_START_EVENT:
-        return yaml_collection(p, 1, depth, e);
-    case YAML_ALIAS_EVENT:
-        err_set(e, EINVAL, "YAML aliases are not supported (line %zu)",
-                ev->start_mark.line + 1);
-        return NULL;
-    default:
-        err_set(e, EINVAL, "unexpected YAML structure at line %zu",
-                ev->start_mark.line + 1);
-        return NULL;
-    }
-}
-
-/* Parses the first document of a YAML text into JSON; an empty text is {}. */
+/* Parses a kubeconfig text; an empty document is an empty mapping. */
 static json_t *yaml_to_json(const char *text, size_t len, struct err *e)
 {
-    yaml_parser_t p;
-    yaml_event_t ev;
-    json_t *out = NULL;
+    json_t *out = yamljson_parse(text, len, "malformed YAML", e);
 
-    if (!yaml_parser_initialize(&p)) {
-        err_set(e, ENOMEM, "cannot initialise the YAML parser");
+    if (!out)
         return NULL;
+    if (json_is_null(out)) {
+        json_decref(out);
+        out = json_object();
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    for (;;) {
-        if (yaml_next(&p, &ev, e) < 0)
-            break;
-        if (ev.type == YAML_STREAM_END_EVENT) {
-            out = json_object();
-            yaml_event_delete(&ev);
-            break;
-        }
-        if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_START_EVENT) {
-            yaml_event_delete(&ev);
-            continue;
-        }
-        out = yaml_node(&p, &ev, 0, e);
-        yaml_event_delete(&ev);
-        break;
-    }
-    yaml_parser_delete(&p);
-    if (out && !json_is_object(out)) {
+    if (!json_is_object(out)) {
         json_decref(out);
         err_set(e, EINVAL, "not a kubeconfig (the top level is not a mapping)");
+        return NULL;
+    }
+    if (stringify_scalars(out) < 0) {
+        json_decref(out);
+        err_set(e, ENOMEM, "out of memory");
         return NULL;
     }
     return out;
