@@ -1,0 +1,790 @@
+/* merge: stream every batch's tables into one table per name; see merge.h. */
+#include "merge.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "csv.h"
+#include "exit.h"
+#include "fileutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "strbuf.h"
+
+#define BATCH_COLUMN "Metadata_Batch"
+#define IMAGE_COLUMN "ImageNumber"
+#define HEADER_BUF (64 * 1024)
+
+/* ---- column names by hash ---- */
+
+struct colset {
+    char **names;
+    size_t n, cap;
+    size_t *slots;              /* index + 1; 0 is empty */
+    size_t nslots;
+};
+
+static size_t hash_name(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static long colset_find(const struct colset *c, const char *name)
+{
+    size_t i;
+
+    if (!c->nslots)
+        return -1;
+    for (i = hash_name(name) & (c->nslots - 1); c->slots[i]; i = (i + 1) & (c->nslots - 1))
+        if (strcmp(c->names[c->slots[i] - 1], name) == 0)
+            return (long)c->slots[i] - 1;
+    return -1;
+}
+
+static int colset_rehash(struct colset *c)
+{
+    size_t nslots = c->nslots ? c->nslots * 2 : 256, i, j;
+    size_t *slots = calloc(nslots, sizeof(*slots));
+
+    if (!slots)
+        return -1;
+    for (i = 0; i < c->n; i++) {
+        for (j = hash_name(c->names[i]) & (nslots - 1); slots[j]; j = (j + 1) & (nslots - 1))
+            ;
+        slots[j] = i + 1;
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->nslots = nslots;
+    return 0;
+}
+
+/* Appends a name not yet present; returns its index or -1 on allocation failure. */
+static long colset_add(struct colset *c, const char *name)
+{
+    size_t j;
+
+    if (c->n == c->cap) {
+        char **nn = realloc(c->names, (c->cap = c->cap ? c->cap * 2 : 64) * sizeof(*nn));
+
+        if (!nn)
+            return -1;
+        c->names = nn;
+    }
+    if ((c->n + 1) * 2 > c->nslots && colset_rehash(c) < 0)
+        return -1;
+    if (!(c->names[c->n] = strdup(name)))
+        return -1;
+    for (j = hash_name(name) & (c->nslots - 1); c->slots[j]; j = (j + 1) & (c->nslots - 1))
+        ;
+    c->slots[j] = c->n + 1;
+    return (long)c->n++;
+}
+
+static void colset_free(struct colset *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->n; i++)
+        free(c->names[i]);
+    free(c->names);
+    free(c->slots);
+    memset(c, 0, sizeof(*c));
+}
+
+/* ---- batches ---- */
+
+struct batch {
+    char *dir;
+    const char *id;             /* borrowed from manifest */
+    json_t *manifest;
+    uint64_t image_count, offset;
+    struct manifest_table *tables;
+    size_t ntables;
+};
+
+struct merge {
+    const struct merge_opts *o;
+    struct log_ctx ctx;
+    struct batch *b;
+    size_t nb;
+    json_t *failed;             /* array */
+    char **tables;              /* table names, sorted */
+    size_t ntables;
+    struct csv_reader *r;
+    size_t *map;                /* merged column -> batch column + 1 (0: missing) */
+    size_t map_cap;
+};
+
+static void batch_free(struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->ntables; i++)
+        manifest_table_release(&b->tables[i]);
+    free(b->tables);
+    json_decref(b->manifest);
+    free(b->dir);
+}
+
+static const json_t *failed_entry(const struct merge *m, const char *id)
+{
+    const json_t *f;
+    size_t i;
+
+    json_array_foreach(m->failed, i, f)
+        if (strcmp(json_string_value(json_object_get(f, "batch")), id) == 0)
+            return f;
+    return NULL;
+}
+
+/* Loads dir's manifest into a new batch. Returns 1 added, 0 skipped (a failed batch), -1. */
+static int add_batch(struct merge *m, const char *dir, struct err *e)
+{
+    const char *base = strrchr(dir, '/');
+    struct batch b = { 0 };
+    json_t *t;
+    json_int_t images = 0;
+    size_t i;
+
+    base = base ? base + 1 : dir;
+    b.manifest = manifest_read(dir, "batch", e);
+    if (!b.manifest) {
+        if (e->code == ENOENT && failed_entry(m, base))
+            return 0;
+        return err_prefix(e, "batch dir %s", dir);
+    }
+    if (json_unpack(b.manifest, "{s:s, s:I}", "batch", &b.id, "image_count", &images) < 0 ||
+        images < 0 || !json_is_array(json_object_get(b.manifest, "tables"))) {
+        json_decref(b.manifest);
+        return err_set(e, EINVAL, "%s/%s: no batch, image_count or tables", dir, MANIFEST_FILE);
+    }
+    b.image_count = (uint64_t)images;
+    if (failed_entry(m, b.id)) {
+        json_decref(b.manifest);
+        return err_set(e, EINVAL, "batch %s (%s) is listed as failed but has a finished result",
+                       b.id, dir);
+    }
+    b.dir = strdup(dir);
+    b.ntables = json_array_size(json_object_get(b.manifest, "tables"));
+    b.tables = calloc(b.ntables + 1, sizeof(*b.tables));
+    if (!b.dir || !b.tables) {
+        batch_free(&b);
+        return err_set(e, ENOMEM, "out of memory");
+    }
+    json_array_foreach(json_object_get(b.manifest, "tables"), i, t) {
+        if (manifest_table_parse(t, &b.tables[i], 0, e) < 0) {
+            batch_free(&b);
+            return err_prefix(e, "%s/%s", dir, MANIFEST_FILE);
+        }
+    }
+    if (m->nb % 64 == 0) {
+        struct batch *nb = realloc(m->b, (m->nb + 64) * sizeof(*nb));
+
+        if (!nb) {
+            batch_free(&b);
+            return err_set(e, ENOMEM, "out of memory");
+        }
+        m->b = nb;
+    }
+    m->b[m->nb++] = b;
+    return 1;
+}
+
+/* Adds every non-hidden directory under root except dest. */
+static int scan_root(struct merge *m, struct err *e)
+{
+    struct strbuf path = STRBUF_INIT;
+    struct stat dest_st, st;
+    struct dirent **list = NULL;
+    int n, i, rc = -1, have_dest = stat(m->o->dest, &dest_st) == 0;
+
+    n = scandir(m->o->root, &list, NULL, alphasort);
+    if (n < 0)
+        return err_errno(e, errno, "scan %s", m->o->root);
+    for (i = 0; i < n; i++) {
+        const char *name = list[i]->d_name;
+
+        if (name[0] == '.')
+            continue;
+        strbuf_reset(&path);
+        strbuf_addf(&path, "%s/%s", m->o->root, name);
+        if (stat(path.buf, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        if (have_dest && st.st_dev == dest_st.st_dev && st.st_ino == dest_st.st_ino)
+            continue;
+        if (add_batch(m, path.buf, e) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    for (i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    strbuf_release(&path);
+    return rc;
+}
+
+static int cmp_batch(const void *a, const void *b)
+{
+    return strverscmp(((const struct batch *)a)->id, ((const struct batch *)b)->id);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const struct manifest_table *batch_table(const struct batch *b, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < b->ntables; i++)
+        if (strcmp(b->tables[i].name, name) == 0)
+            return &b->tables[i];
+    return NULL;
+}
+
+/* Orders batches, checks ids are unique, sets offsets, and lists the table names. */
+static int plan(struct merge *m, struct err *e)
+{
+    uint64_t offset = 0;
+    size_t i, j;
+
+    if (m->nb == 0)
+        return err_set(e, EINVAL, "no batch results to merge%s%s", m->o->root ? " under " : "",
+                       m->o->root ? m->o->root : "");
+    qsort(m->b, m->nb, sizeof(*m->b), cmp_batch);
+    for (i = 0; i < m->nb; i++) {
+        if (i > 0 && strcmp(m->b[i].id, m->b[i - 1].id) == 0)
+            return err_set(e, EINVAL, "batch %s appears twice: %s and %s", m->b[i].id,
+                           m->b[i - 1].dir, m->b[i].dir);
+        m->b[i].offset = offset;
+        offset += m->b[i].image_count;
+        for (j = 0; j < m->b[i].ntables; j++) {
+            const char *name = m->b[i].tables[j].name;
+            size_t k;
+
+            for (k = 0; k < m->ntables && strcmp(m->tables[k], name) != 0; k++)
+                ;
+            if (k < m->ntables)
+                continue;
+            m->tables = realloc(m->tables, (m->ntables + 1) * sizeof(*m->tables));
+            if (!m->tables)
+                return err_set(e, ENOMEM, "out of memory");
+            m->tables[m->ntables++] = (char *)name;
+        }
+    }
+    qsort(m->tables, m->ntables, sizeof(*m->tables), cmp_str);
+    for (i = 0; i < m->nb; i++)
+        for (j = 0; j < m->ntables; j++)
+            if (!batch_table(&m->b[i], m->tables[j]))
+                return err_set(e, EINVAL, "batch %s (%s) has no %s table, other batches do",
+                               m->b[i].id, m->b[i].dir, m->tables[j]);
+    return 0;
+}
+
+/* ---- one table ---- */
+
+struct out {
+    int fd;
+    const char *path;
+    struct manifest_hasher *h;
+    int write_failed;
+};
+
+static int out_sink(void *ctx, const void *data, size_t len, struct err *e)
+{
+    struct out *o = ctx;
+    const char *p = data;
+    size_t left = len;
+
+    while (left > 0) {
+        ssize_t n = write(o->fd, p, left);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            o->write_failed = 1;
+            return err_errno(e, errno, "write %s", o->path);
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    return manifest_hasher_update(o->h, data, len, e);
+}
+
+/* Opens a batch's table for reading, after checking its size against the manifest. */
+static struct csv_reader *open_batch_table(const struct batch *b, const struct manifest_table *t,
+                                           size_t bufsize, struct err *e)
+{
+    struct strbuf path = STRBUF_INIT;
+    struct csv_reader *r = NULL;
+    struct stat st;
+
+    strbuf_addf(&path, "%s/%s", b->dir, t->file);
+    if (stat(path.buf, &st) < 0) {
+        err_errno(e, errno, "batch %s: %s", b->id, path.buf);
+    } else if ((uint64_t)st.st_size != t->bytes) {
+        err_set(e, EINVAL, "batch %s: %s has %llu bytes, its manifest says %llu (truncated or changed)",
+                b->id, path.buf, (unsigned long long)st.st_size, (unsigned long long)t->bytes);
+    } else if ((r = csv_reader_open(path.buf, CSV_REQUIRE_EOL, e)) != NULL &&
+               csv_reader_set_bufsize(r, bufsize, CSV_RECORD_MAX, e) < 0) {
+        csv_reader_free(r);
+        r = NULL;
+    }
+    strbuf_release(&path);
+    return r;
+}
+
+static int read_header(struct csv_reader *r, struct csv_record **rec, struct err *e)
+{
+    int got = csv_read(r, rec, e);
+
+    if (got == 0)
+        err_set(e, EINVAL, "%s: empty file, no header", csv_reader_name(r));
+    return got == 1 ? 0 : -1;
+}
+
+/* Builds the merged header from every batch's header (the first pass, headers only). */
+static int merged_header(struct merge *m, const char *table, struct colset *cols, struct err *e)
+{
+    struct csv_record *rec;
+    size_t i, k;
+    int rc = 0;
+
+    for (i = 0; i < m->nb && rc == 0; i++) {
+        struct csv_reader *r = open_batch_table(&m->b[i], batch_table(&m->b[i], table), HEADER_BUF, e);
+
+        rc = r && read_header(r, &rec, e) == 0 ? 0 : -1;
+        for (k = 0; rc == 0 && k < rec->nfields; k++) {
+            const char *name = rec->fields[k].data;
+
+            if (colset_find(cols, name) >= 0)
+                continue;
+            if (i > 0 && !m->o->allow_extra_columns)
+                rc = err_set(e, EINVAL, "batch %s: %s: unexpected column '%s' (not in batch %s; "
+                             "--allow-extra-columns keeps it)", m->b[i].id, csv_reader_name(r),
+                             name, m->b[0].id);
+            else if (colset_add(cols, name) < 0)
+                rc = err_set(e, ENOMEM, "out of memory");
+        }
+        csv_reader_free(r);
+    }
+    if (rc == 0 && colset_find(cols, BATCH_COLUMN) < 0 && colset_add(cols, BATCH_COLUMN) < 0)
+        rc = err_set(e, ENOMEM, "out of memory");
+    return rc;
+}
+
+/* Maps merged columns to the batch header's; lists the missing ones in *missing. */
+static int map_columns(struct merge *m, const struct colset *cols, const struct csv_record *h,
+                       json_t *missing, struct err *e)
+{
+    size_t i;
+    long k;
+
+    if (m->map_cap < cols->n) {
+        free(m->map);
+        m->map = calloc(cols->n, sizeof(*m->map));
+        if (!m->map)
+            return err_set(e, ENOMEM, "out of memory");
+        m->map_cap = cols->n;
+    }
+    memset(m->map, 0, cols->n * sizeof(*m->map));
+    for (i = 0; i < h->nfields; i++) {
+        k = colset_find(cols, h->fields[i].data);
+        if (k < 0)
+            return err_set(e, EINVAL, "%s: column '%s' changed since the header was read",
+                           csv_reader_name(m->r), h->fields[i].data);
+        m->map[k] = i + 1;
+    }
+    for (i = 0; i < cols->n; i++)
+        if (!m->map[i] && strcmp(cols->names[i], BATCH_COLUMN) != 0 &&
+            json_array_append_new(missing, json_string(cols->names[i])) < 0)
+            return err_set(e, ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Writes an unsigned integer field. */
+static int write_u64(struct csv_writer *w, uint64_t v, struct err *e)
+{
+    char buf[24], *p = buf + sizeof(buf);
+
+    do
+        *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    return csv_write_raw(w, p, (size_t)(buf + sizeof(buf) - p), e);
+}
+
+/*
+ * Streams one batch's rows into w. Returns WORKER_OK or a failure class.
+ * The inner loop is the merge's hot path: one branch per field, and
+ * unquoted fields are copied without a second scan.
+ */
+static int copy_batch(struct merge *m, const struct batch *b, const struct manifest_table *t,
+                      const struct colset *cols, struct csv_writer *w, struct out *out,
+                      json_t *missing_all, uint64_t *rows, struct err *e)
+{
+    long image_col = colset_find(cols, IMAGE_COLUMN), batch_col = colset_find(cols, BATCH_COLUMN);
+    json_t *missing = json_array();
+    struct csv_record *rec;
+    uint64_t n = 0;
+    size_t i;
+    int got, rc = WORKER_BAD_INPUT;
+
+    m->r = missing ? open_batch_table(b, t, CSV_BUF_SIZE, e) : NULL;
+    if (!m->r || read_header(m->r, &rec, e) < 0 || map_columns(m, cols, rec, missing, e) < 0)
+        goto out;
+    if (json_array_size(missing) > 0) {
+        json_t *f = json_pack("{s:O}", "missing_columns", missing);
+
+        log_emit(LOG_LEVEL_WARN, &m->ctx, f, "batch %s: %s lacks %zu column(s), left empty",
+                 b->id, t->file, json_array_size(missing));
+        json_decref(f);
+        json_array_append_new(missing_all, json_pack("{s:s, s:O}", "batch", b->id, "columns", missing));
+    }
+    while ((got = csv_read(m->r, &rec, e)) == 1) {
+        for (i = 0; i < cols->n; i++) {
+            const struct csv_field *f;
+            int wr;
+
+            if ((long)i == batch_col) {
+                wr = csv_write_str(w, b->id, e);
+            } else if (!m->map[i]) {
+                wr = csv_write_raw(w, "", 0, e);
+            } else if (f = &rec->fields[m->map[i] - 1], (long)i == image_col) {
+                uint64_t v;
+
+                if (manifest_parse_u64(f->data, f->len, &v) < 0 || v < 1 || v > b->image_count) {
+                    err_set(e, EINVAL, "%s:%llu: ImageNumber '%s' outside 1..%llu (the batch's "
+                            "image_count)", csv_reader_name(m->r), (unsigned long long)rec->line,
+                            f->data, (unsigned long long)b->image_count);
+                    goto out;
+                }
+                wr = write_u64(w, v + b->offset, e);
+            } else {
+                wr = f->quoted ? csv_write_field(w, f->data, f->len, e)
+                               : csv_write_raw(w, f->data, f->len, e);
+            }
+            if (wr < 0)
+                goto write_error;
+        }
+        if (csv_write_eol(w, e) < 0)
+            goto write_error;
+        n++;
+    }
+    if (got < 0)
+        goto out;
+    if (n != t->rows) {
+        err_set(e, EINVAL, "batch %s: %s has %llu rows, its manifest says %llu", b->id,
+                csv_reader_name(m->r), (unsigned long long)n, (unsigned long long)t->rows);
+        rc = WORKER_VERIFY_FAILED;
+        goto out;
+    }
+    *rows += n;
+    rc = WORKER_OK;
+    goto out;
+write_error:
+    rc = out->write_failed ? WORKER_WRITE_FAILED : WORKER_BAD_INPUT;
+out:
+    csv_reader_free(m->r);
+    m->r = NULL;
+    json_decref(missing);
+    return rc;
+}
+
+/* Merges one table into tmp/<table>.csv and appends its manifest entry to tables. */
+static int merge_table(struct merge *m, const char *table, const char *tmp, json_t *tables,
+                       struct err *e)
+{
+    struct colset cols = { 0 };
+    struct strbuf path = STRBUF_INIT;
+    struct out out = { -1, NULL, NULL, 0 };
+    struct csv_writer *w = NULL;
+    struct manifest_table mt = { 0 };
+    json_t *missing = json_array(), *columns = json_array(), *entry;
+    uint64_t rows = 0, expected = 0;
+    size_t i;
+    int rc = WORKER_BAD_INPUT;
+
+    if (!missing || !columns || merged_header(m, table, &cols, e) < 0)
+        goto out;
+    rc = WORKER_WRITE_FAILED;
+    strbuf_addf(&path, "%s/%s.csv", tmp, table);
+    out.path = path.buf;
+    out.fd = open(path.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out.fd < 0) {
+        err_errno(e, errno, "create %s", path.buf);
+        goto out;
+    }
+    if (!(out.h = manifest_hasher_new(e)) || !(w = csv_writer_sink(out_sink, &out, path.buf, 0, e)))
+        goto out;
+    for (i = 0; i < cols.n; i++) {
+        if (csv_write_str(w, cols.names[i], e) < 0)
+            goto out;
+        json_array_append_new(columns, json_string(cols.names[i]));
+    }
+    if (csv_write_eol(w, e) < 0)
+        goto out;
+    for (i = 0; i < m->nb; i++) {
+        const struct manifest_table *t = batch_table(&m->b[i], table);
+
+        expected += t->rows;
+        rc = copy_batch(m, &m->b[i], t, &cols, w, &out, missing, &rows, e);
+        if (rc != WORKER_OK)
+            goto out;
+    }
+    rc = WORKER_WRITE_FAILED;
+    if (csv_writer_flush(w, e) < 0 || fsync(out.fd) < 0 || close(out.fd) < 0) {
+        if (!err_isset(e) || e->code == 0)
+            err_errno(e, errno, "write %s", path.buf);
+        out.fd = -1;
+        goto out;
+    }
+    out.fd = -1;
+    if (rows != expected) {
+        err_set(e, EINVAL, "%s: merged %llu rows, the batch manifests add up to %llu", table,
+                (unsigned long long)rows, (unsigned long long)expected);
+        rc = WORKER_VERIFY_FAILED;
+        goto out;
+    }
+    mt.name = (char *)table;
+    mt.file = path.buf + strlen(tmp) + 1;
+    mt.rows = rows;
+    mt.bytes = csv_writer_bytes(w);
+    mt.columns = columns;
+    manifest_hasher_finish(out.h, mt.sha256);
+    out.h = NULL;
+    entry = manifest_table_json(&mt);
+    if (!entry || json_object_set(entry, "missing_columns", missing) < 0 ||
+        json_array_append_new(tables, entry) < 0) {
+        err_set(e, ENOMEM, "out of memory");
+        goto out;
+    }
+    log_info(&m->ctx, "merged %s: %llu rows from %zu batches, %llu bytes", table,
+             (unsigned long long)rows, m->nb, (unsigned long long)mt.bytes);
+    rc = WORKER_OK;
+out:
+    csv_writer_free(w);
+    if (out.fd >= 0)
+        close(out.fd);
+    if (out.h) {
+        char discard[65];
+
+        manifest_hasher_finish(out.h, discard);
+    }
+    colset_free(&cols);
+    json_decref(missing);
+    json_decref(columns);
+    strbuf_release(&path);
+    return rc;
+}
+
+/* ---- the whole merge ---- */
+
+static int load_failed(struct merge *m, struct err *e)
+{
+    struct strbuf text = STRBUF_INIT;
+    const char *src = m->o->failed;
+    json_error_t jerr;
+    const json_t *f;
+    size_t i;
+    int rc = -1;
+
+    if (!src || !*src) {
+        m->failed = json_array();
+        return m->failed ? 0 : err_set(e, ENOMEM, "out of memory");
+    }
+    if (src[0] == '@') {
+        if (fileutil_read(src + 1, &text, 64 << 20, e) < 0)
+            return err_prefix(e, "failed batches");
+        src = text.buf;
+    }
+    m->failed = json_loads(src, 0, &jerr);
+    if (!json_is_array(m->failed)) {
+        err_set(e, EINVAL, "failed batches: not a JSON array [{\"batch\":..., \"wells\":[...]}]: %s",
+                m->failed ? "wrong type" : jerr.text);
+        goto out;
+    }
+    json_array_foreach(m->failed, i, f) {
+        if (!json_is_string(json_object_get(f, "batch"))) {
+            err_set(e, EINVAL, "failed batches: entry %zu has no \"batch\" string", i);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    strbuf_release(&text);
+    return rc;
+}
+
+static json_t *batches_json(const struct merge *m)
+{
+    json_t *a = json_array();
+    size_t i;
+
+    for (i = 0; a && i < m->nb; i++) {
+        const struct batch *b = &m->b[i];
+
+        json_array_append_new(a, json_pack("{s:s, s:s, s:O?, s:O?, s:I, s:I}", "batch", b->id,
+                                           "dir", b->dir,
+                                           "input_hash", json_object_get(b->manifest, "input_hash"),
+                                           "wells", json_object_get(b->manifest, "wells"),
+                                           "image_offset", (json_int_t)b->offset,
+                                           "image_count", (json_int_t)b->image_count));
+    }
+    return a;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Creates the parent of dest if needed, then a temporary directory beside it. */
+static int make_tmp(const char *dest, struct strbuf *tmp, struct err *e)
+{
+    struct strbuf parent = STRBUF_INIT;
+    char *slash;
+    int rc = 0;
+
+    strbuf_adds(&parent, dest);
+    slash = strrchr(parent.buf, '/');
+    if (slash && slash != parent.buf) {
+        *slash = '\0';
+        rc = fileutil_mkdir_p(parent.buf, e);
+    }
+    strbuf_release(&parent);
+    return rc < 0 ? -1 : fileutil_mkdtemp_beside(dest, tmp, e);
+}
+
+int merge_batches(const struct merge_opts *o, struct err *e)
+{
+    struct merge m = { o, { o->analysis, NULL, NULL }, NULL, 0, NULL, NULL, 0, NULL, NULL, 0 };
+    struct strbuf tmp = STRBUF_INIT;
+    json_t *tables = json_array(), *root = NULL;
+    double t0 = now_s();
+    size_t i;
+    int rc = WORKER_BAD_INPUT;
+
+    if (!tables || load_failed(&m, e) < 0)
+        goto out;
+    for (i = 0; i < o->ndirs; i++)
+        if (add_batch(&m, o->dirs[i], e) < 0)
+            goto out;
+    if ((o->ndirs == 0 && o->root && scan_root(&m, e) < 0) || plan(&m, e) < 0)
+        goto out;
+    log_info(&m.ctx, "merging %zu tables of %zu batches into %s (%zu failed batches recorded)",
+             m.ntables, m.nb, o->dest, json_array_size(m.failed));
+    if (make_tmp(o->dest, &tmp, e) < 0) {
+        rc = WORKER_WRITE_FAILED;
+        goto out;
+    }
+    for (i = 0; i < m.ntables; i++) {
+        rc = merge_table(&m, m.tables[i], tmp.buf, tables, e);
+        if (rc != WORKER_OK)
+            goto out;
+    }
+    rc = WORKER_WRITE_FAILED;
+    root = json_pack("{s:s?, s:o, s:O, s:O, s:f}", "analysis", o->analysis,
+                     "batches", batches_json(&m), "failed_batches", m.failed,
+                     "tables", tables, "duration_s", now_s() - t0);
+    if (!root) {
+        err_set(e, ENOMEM, "out of memory");
+        goto out;
+    }
+    if (manifest_write(tmp.buf, "merge", root, e) < 0 || fileutil_replace_dir(tmp.buf, o->dest, e) < 0)
+        goto out;
+    log_info(&m.ctx, "merge done in %.1f s: %s", now_s() - t0, o->dest);
+    rc = WORKER_OK;
+out:
+    if (rc != WORKER_OK && tmp.len) {
+        struct err re;
+
+        if (fileutil_rm_rf(tmp.buf, &re) < 0)
+            log_warn(&m.ctx, "cleanup: %s", re.msg);
+    }
+    for (i = 0; i < m.nb; i++)
+        batch_free(&m.b[i]);
+    free(m.b);
+    free(m.tables);
+    free(m.map);
+    json_decref(m.failed);
+    json_decref(tables);
+    json_decref(root);
+    strbuf_release(&tmp);
+    return rc;
+}
+
+enum { O_OUT, O_ROOT, O_FAILED, O_EXTRA, O_ANALYSIS, O_LOG, O_HELP, O_COUNT };
+
+int merge_main(int argc, char **argv)
+{
+    struct cli_opt opts[O_COUNT] = {
+        [O_OUT] = { "output-dir", "PLATEOP_OUTPUT_DIR", "DIR", "where the merged tables and manifest.json go", NULL },
+        [O_ROOT] = { "root", "PLATEOP_MERGE_ROOT", "DIR", "find batch result directories under DIR (when none are given)", NULL },
+        [O_FAILED] = { "failed-batches", "PLATEOP_FAILED_BATCHES", "JSON|@FILE", "failed batches to record: [{\"batch\":\"b3\",\"wells\":[\"C05\"],\"reason\":\"Timeout\"}]", NULL },
+        [O_EXTRA] = { "allow-extra-columns", "PLATEOP_ALLOW_EXTRA_COLUMNS", NULL, "keep columns the first batch lacks instead of failing", NULL },
+        [O_ANALYSIS] = { "analysis", "PLATEOP_ANALYSIS", "NS/NAME", "the Analysis, for logs and the manifest", NULL },
+        [O_LOG] = { "log-level", "PLATEOP_LOG_LEVEL", "LEVEL", "debug, info, warn or error", "info" },
+        [O_HELP] = { "help", NULL, NULL, "this text", NULL },
+    };
+    struct merge_opts o = { 0 };
+    struct cli_args args = { 0 };
+    enum log_level level;
+    struct err e;
+    int rc = WORKER_USAGE;
+
+    err_clear(&e);
+    if (cli_parse(opts, O_COUNT, argc, argv, &args, &e) < 0)
+        goto out;
+    if (cli_bool(opts[O_HELP].value)) {
+        cli_usage(stdout, "plateop-worker merge --output-dir DIR (--root DIR | BATCH-DIR...) [options]",
+                  opts, O_COUNT);
+        fputs(worker_exit_help, stdout);
+        rc = WORKER_OK;
+        goto out;
+    }
+    o.dest = opts[O_OUT].value;
+    o.root = opts[O_ROOT].value;
+    o.failed = opts[O_FAILED].value;
+    o.analysis = opts[O_ANALYSIS].value;
+    o.allow_extra_columns = cli_bool(opts[O_EXTRA].value);
+    o.dirs = args.pos;
+    o.ndirs = args.npos;
+    if (!o.dest || (!o.root && o.ndirs == 0) || args.nrest > 0) {
+        err_set(&e, EINVAL, "--output-dir and either --root or batch directories are required");
+        goto out;
+    }
+    if (log_parse_level(opts[O_LOG].value, &level) < 0) {
+        err_set(&e, EINVAL, "bad --log-level '%s'", opts[O_LOG].value);
+        goto out;
+    }
+    log_set_level(level);
+    rc = merge_batches(&o, &e);
+out:
+    if (rc != WORKER_OK) {
+        struct log_ctx ctx = { o.analysis, NULL, NULL };
+        json_t *f = json_pack("{s:i, s:s}", "exit_code", rc, "reason", worker_exit_reason(rc));
+
+        log_emit(LOG_LEVEL_ERROR, &ctx, f, "merge failed: %s", e.msg);
+        json_decref(f);
+        worker_exit_report(rc, e.msg);
+    }
+    free(args.pos);
+    return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * merge: `plateop-worker merge`, the batches' tables into one table each.
+ *
+ * Input: batch result directories (each with the manifest.json that
+ * `run` writes last), given one by one or found under a root, plus the
+ * controller's list of failed batches, which is recorded, not merged.
+ * Output: DEST/<table>.csv for every table name, and DEST/manifest.json
+ * (kind "merge", see manifest.h), built in a temporary directory beside
+ * DEST and renamed into place only when everything checked out; on any
+ * failure nothing is left at DEST (an older result there stays as it was).
+ *
+ * Rules:
+ * - Batch order is deterministic: by batch id, numbers compared as numbers
+ *   (strverscmp: b2 before b10).
+ * - Header once. Columns are aligned by name against the first batch's
+ *   header; a batch with the same columns in another order is reordered.
+ *   A column the batch lacks is left empty and reported (log and manifest
+ *   missing_columns). A column the first batch lacks is an error unless
+ *   allow_extra_columns, which appends it to the header.
+ * - ImageNumber is made unique: batch k's ImageNumber n becomes
+ *   n + offset_k, where offset_k is the sum of image_count (manifest) of
+ *   the batches before it; n outside 1..image_count is an error.
+ *   ObjectNumber is kept. Every table gets a Metadata_Batch column (the
+ *   batch id), appended if the header lacks it.
+ * - A table without an ImageNumber column (Experiment: Key,Value) is kept
+ *   per batch: each batch's rows with its Metadata_Batch, never bare rows
+ *   of unknown origin.
+ * - Checks: each batch table's size equals its manifest's bytes before
+ *   reading, it parses as strict CSV ending with a line end, and its rows
+ *   equal the manifest's rows; the merged rows equal the manifests' sum.
+ *
+ * Memory is constant in the input size: one reader and one writer buffer,
+ * the merged header, and the small per-batch manifest summaries.
+ */
+#ifndef PLATEOP_WORKER_MERGE_H
+#define PLATEOP_WORKER_MERGE_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct merge_opts {
+    char *const *dirs;          /* batch directories; or NULL with root */
+    size_t ndirs;
+    const char *root;           /* scanned for batch directories (hidden entries and
+                                   dest are skipped) when dirs is empty */
+    const char *dest;           /* the merged result directory */
+    const char *analysis;       /* namespace/name, for logs and the manifest */
+    const char *failed;         /* JSON array [{batch, wells, reason}] or NULL; a
+                                   directory of such a batch without manifest is skipped */
+    int allow_extra_columns;
+};
+
+/*
+ * Merges as described above. Returns WORKER_OK or an enum worker_exit code
+ * (BAD_INPUT, VERIFY_FAILED, WRITE_FAILED) with e naming the file and the
+ * problem. Cost: one streaming pass over every table plus a header read.
+ */
+int merge_batches(const struct merge_opts *o, struct err *e);
+
+/* The `merge` subcommand: options from argv and PLATEOP_* env; returns the exit code. */
+int merge_main(int argc, char **argv);
+
+#endif
