@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "strbuf.h"
 
 /* Event names are DNS subdomains: at most 253 bytes, ".<16 hex digits>" included. */
@@ -60,14 +61,6 @@ struct kube_event_recorder {
     struct seen *newest, *oldest;
     int nseen;
 };
-
-static double mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void count_stat(struct kube_event_recorder *r, unsigned long *counter)
 {
@@ -166,7 +159,7 @@ static void seen_record(struct kube_event_recorder *r, const char *key, const ch
     s->ns = ns_copy;
     s->name = name_copy;
     s->count = 1;
-    s->at = mono_s();
+    s->at = monotime_now();
     seen_push_newest(r, s);
     return;
 fail:
@@ -203,7 +196,7 @@ static int patch_repeat(struct kube_event_recorder *r, struct seen *s, const jso
         goto out;
     }
     s->count++;
-    s->at = mono_s();
+    s->at = monotime_now();
     seen_unlink(r, s);
     seen_push_newest(r, s);
     rc = 0;
@@ -265,7 +258,7 @@ static void send_one(struct kube_event_recorder *r, struct pending *p)
     struct seen *s = seen_find(r, p->key);
     int rc;
 
-    if (s && mono_s() - s->at < r->window) {
+    if (s && monotime_now() - s->at < r->window) {
         rc = patch_repeat(r, s, p->event);
         if (rc == 0) {
             count_stat(r, &r->stats.patched);

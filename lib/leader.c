@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "monotime.h"
 
 /* No request gets less than this, so a nearly spent deadline still tries once. */
 #define MIN_REQUEST_S 0.05
@@ -46,14 +47,6 @@ struct leader {
     struct err last;            /* why the last round did not write */
     unsigned seed;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A metav1.MicroTime for now: "2021-02-03T04:05:06.123456Z". */
 static void micro_time_now(char *buf, size_t size)
@@ -81,12 +74,12 @@ static int stopping(struct leader *l)
 /* Sleeps s seconds unless told to stop first; returns non-zero when stopping. */
 static int sleep_or_stop(struct leader *l, double s)
 {
-    double at = now_s() + s, whole = floor(at);
-    struct timespec ts = { .tv_sec = (time_t)whole, .tv_nsec = (long)((at - whole) * 1e9) };
+    double at = monotime_now() + s;
+    struct timespec ts = monotime_timespec(at);
     int stop;
 
     pthread_mutex_lock(&l->mu);
-    while (!l->stop && now_s() < at)
+    while (!l->stop && monotime_now() < at)
         pthread_cond_timedwait(&l->cond, &l->mu, &ts);
     stop = l->stop;
     pthread_mutex_unlock(&l->mu);
@@ -113,7 +106,7 @@ static void observe(struct leader *l, json_t *spec)
         return;
     json_decref(l->observed);
     l->observed = json_incref(spec);
-    l->observed_at = now_s();
+    l->observed_at = monotime_now();
     if (strcmp(holder, l->holder) == 0)
         return;
     copy = strdup(holder);
@@ -136,7 +129,7 @@ static int expired(const struct leader *l, const json_t *spec)
 {
     json_int_t d = json_integer_value(json_object_get(spec, "leaseDurationSeconds"));
 
-    return now_s() >= l->observed_at + (d > 0 ? (double)d : l->lease_s);
+    return monotime_now() >= l->observed_at + (d > 0 ? (double)d : l->lease_s);
 }
 
 /*
@@ -177,33 +170,42 @@ static json_t *lease_request(struct leader *l, enum kube_verb verb, const json_t
     req.res.ns = l->ns;
     if (verb != KUBE_POST)
         req.res.name = l->name;
-    req.timeout_ms = (long)(fmax(until - now_s(), MIN_REQUEST_S) * 1000);
+    req.timeout_ms = (long)(fmax(until - monotime_now(), MIN_REQUEST_S) * 1000);
     return kube_do(l->kc, &req, ke);
+}
+
+/*
+ * Writes the Lease (POST to create, PUT to update) and observes what the
+ * server stored. 1 when accepted, else 0 with the reason in l->last (on a
+ * PUT, 409 Conflict: another contender wrote first and won this round).
+ */
+static int write_lease(struct leader *l, enum kube_verb verb, const json_t *lease, double until)
+{
+    struct kube_error ke;
+    json_t *got = lease_request(l, verb, lease, until, &ke);
+
+    if (!got) {
+        l->last = ke.err;
+        return 0;
+    }
+    observe(l, json_object_get(got, "spec"));
+    json_decref(got);
+    return 1;
 }
 
 /* Creates the Lease held by this contender. 1 when created, else 0. */
 static int create_lease(struct leader *l, double until)
 {
-    struct kube_error ke;
-    json_t *spec = make_spec(NULL, l->identity, l->lease_s), *obj = NULL, *got = NULL;
+    json_t *spec = make_spec(NULL, l->identity, l->lease_s), *obj;
     int won = 0;
 
     obj = json_pack("{s:s, s:s, s:{s:s, s:s}, s:O}", "apiVersion", "coordination.k8s.io/v1",
                     "kind", "Lease", "metadata", "name", l->name, "namespace", l->ns,
                     "spec", spec);
-    if (!obj) {
+    if (obj)
+        won = write_lease(l, KUBE_POST, obj, until);
+    else
         err_set(&l->last, ENOMEM, "create lease: out of memory");
-        goto out;
-    }
-    got = lease_request(l, KUBE_POST, obj, until, &ke);
-    if (!got) {
-        l->last = ke.err;
-        goto out;
-    }
-    observe(l, json_object_get(got, "spec"));
-    won = 1;
-out:
-    json_decref(got);
     json_decref(obj);
     json_decref(spec);
     return won;
@@ -218,7 +220,7 @@ out:
 static int try_update(struct leader *l, int release, double until)
 {
     struct kube_error ke;
-    json_t *lease, *spec, *want = NULL, *put = NULL;
+    json_t *lease, *spec, *want = NULL;
     const char *holder;
     int ok = 0;
 
@@ -242,16 +244,9 @@ static int try_update(struct leader *l, int release, double until)
         err_set(&l->last, ENOMEM, "update lease: out of memory");
         goto out;
     }
-    put = lease_request(l, KUBE_PUT, lease, until, &ke);
-    if (!put) {
-        /* A 409 means another contender wrote first: it won this round. */
-        l->last = ke.err;
-        goto out;
-    }
-    observe(l, json_object_get(put, "spec"));
-    ok = 1;
+    /* The GET's resourceVersion rides along in metadata: a stale write gets 409. */
+    ok = write_lease(l, KUBE_PUT, lease, until);
 out:
-    json_decref(put);
     json_decref(want);
     json_decref(lease);
     return ok;
@@ -269,7 +264,7 @@ static int acquire(struct leader *l)
     double sent;
 
     while (!stopping(l)) {
-        sent = now_s();
+        sent = monotime_now();
         if (try_update(l, 0, sent + l->deadline_s)) {
             atomic_store(&l->valid_until, sent + l->deadline_s);
             atomic_store(&l->leading, 1);
@@ -310,13 +305,13 @@ static void lead(struct leader *l)
         stop = sleep_or_stop(l, l->retry_s);
         if (stop)
             break;
-        sent = now_s();
+        sent = monotime_now();
         until = atomic_load(&l->valid_until);
         if (sent < until && try_update(l, 0, until)) {
             atomic_store(&l->valid_until, sent + l->deadline_s);
             continue;
         }
-        if (now_s() >= until || strcmp(l->holder, l->identity) != 0) {
+        if (monotime_now() >= until || strcmp(l->holder, l->identity) != 0) {
             log_step_down(l);
             break;
         }
@@ -331,7 +326,7 @@ static void lead(struct leader *l)
     pthread_mutex_unlock(&l->mu);
     if (!stop)
         return;
-    if (try_update(l, 1, now_s() + l->deadline_s))
+    if (try_update(l, 1, monotime_now() + l->deadline_s))
         log_info(NULL, "lease %s/%s: released by %s", l->ns, l->name, l->identity);
     else
         log_warn(NULL, "lease %s/%s: release failed: %s", l->ns, l->name, l->last.msg);
@@ -369,7 +364,6 @@ static int check_config(const struct leader_config *cfg, struct err *e)
 struct leader *leader_start(struct kube_client *c, const struct leader_config *cfg,
                             struct err *e)
 {
-    pthread_condattr_t ca;
     struct leader *l;
     int rc;
 
@@ -380,11 +374,13 @@ struct leader *leader_start(struct kube_client *c, const struct leader_config *c
         err_errno(e, ENOMEM, "leader election");
         return NULL;
     }
+    rc = monotime_cond_init(&l->cond);
+    if (rc) {
+        err_errno(e, rc, "leader election condition variable");
+        free(l);
+        return NULL;
+    }
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cond, &ca);
-    pthread_condattr_destroy(&ca);
     l->kc = c;
     l->cb = cfg->cb;
     l->lease_s = cfg->lease_duration_s > 0 ? cfg->lease_duration_s : 15;
@@ -417,7 +413,7 @@ fail:
 
 int leader_is_leader(const struct leader *l)
 {
-    return atomic_load(&l->leading) && now_s() < atomic_load(&l->valid_until);
+    return atomic_load(&l->leading) && monotime_now() < atomic_load(&l->valid_until);
 }
 
 char *leader_holder(struct leader *l)

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "monotime.h"
+
 #define NO_HEAP SIZE_MAX
 
 struct wq_item {
@@ -46,14 +48,6 @@ struct wq {
     double base_delay, max_delay, qps, burst;
     double tokens, tokens_at;   /* bucket level, and when it was computed */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int item_cmp(const void *a, const void *b)
 {
@@ -182,7 +176,7 @@ static void promote_due(struct wq *q)
 
     if (q->heap_len == 0)
         return;
-    now = now_s();
+    now = monotime_now();
     while (q->heap_len > 0 && q->heap[0]->due <= now)
         enqueue(q, heap_pop(q));
 }
@@ -224,7 +218,7 @@ static double bucket_reserve(struct wq *q)
 
     if (q->qps <= 0)
         return 0;
-    now = now_s();
+    now = monotime_now();
     q->tokens = fmin(q->burst, q->tokens + (now - q->tokens_at) * q->qps);
     q->tokens_at = now;
     q->tokens -= 1;
@@ -261,7 +255,7 @@ static int add_locked(struct wq *q, const char *key, int rate_limited, double de
         enqueue(q, it);
         return 0;
     }
-    if (schedule(q, it, now_s() + delay_s) < 0) {
+    if (schedule(q, it, monotime_now() + delay_s) < 0) {
         release_if_idle(q, it);
         return err_errno(e, ENOMEM, "delay %s", key);
     }
@@ -271,7 +265,6 @@ static int add_locked(struct wq *q, const char *key, int rate_limited, double de
 struct wq *wq_new(const struct wq_config *cfg, struct err *e)
 {
     struct wq_config c = { 0 };
-    pthread_condattr_t ca;
     struct wq *q;
     int rc;
 
@@ -287,12 +280,9 @@ struct wq *wq_new(const struct wq_config *cfg, struct err *e)
     q->qps = c.qps != 0 ? c.qps : 10;
     q->burst = c.burst > 0 ? c.burst : 100;
     q->tokens = q->burst;
-    q->tokens_at = now_s();
+    q->tokens_at = monotime_now();
 
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    rc = pthread_cond_init(&q->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    rc = monotime_cond_init(&q->cond);
     if (rc) {
         err_errno(e, rc, "work queue condition variable");
         free(q);
@@ -363,16 +353,6 @@ unsigned wq_num_requeues(struct wq *q, const char *key)
     return n;
 }
 
-static void deadline(struct timespec *ts, double at)
-{
-    double whole = floor(at);
-
-    ts->tv_sec = (time_t)whole;
-    ts->tv_nsec = (long)((at - whole) * 1e9);
-    if (ts->tv_nsec >= 1000000000L)
-        ts->tv_nsec = 999999999L;
-}
-
 const char *wq_get(struct wq *q)
 {
     struct wq_item *it = NULL;
@@ -386,7 +366,7 @@ const char *wq_get(struct wq *q)
         if (q->head)
             break;
         if (q->heap_len > 0) {
-            deadline(&ts, q->heap[0]->due);
+            ts = monotime_timespec(q->heap[0]->due);
             pthread_cond_timedwait(&q->cond, &q->mu, &ts);
         } else {
             pthread_cond_wait(&q->cond, &q->mu);

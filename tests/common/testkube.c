@@ -34,35 +34,47 @@ out:
     return c;
 }
 
-int testkube_namespace(struct kube_client *c, const char *prefix, char *out, size_t size)
+int testkube_open(struct testkube *t, const char *prefix)
 {
     struct kube_res res = KUBE_RES_NAMESPACES;
     struct kube_error ke;
-    json_t *obj, *got;
+    json_t *obj, *got = NULL;
 
+    memset(t, 0, sizeof(*t));
+    t->c = testkube_client(NULL);
+    if (!t->c)
+        return -1;
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    snprintf(out, size, "%.30s-%d-%04x", prefix, (int)getpid(), (unsigned)rand() & 0xffff);
+    snprintf(t->ns, sizeof(t->ns), "%.30s-%d-%04x", prefix, (int)getpid(),
+             (unsigned)rand() & 0xffff);
     obj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
-                    "metadata", "name", out);
-    got = kube_create(c, &res, obj, NULL, &ke);
+                    "metadata", "name", t->ns);
+    if (obj)
+        got = kube_create(t->c, &res, obj, NULL, &ke);
     json_decref(obj);
     if (!got) {
-        printf("# create namespace %s: %s\n", out, ke.err.msg);
+        printf("# create namespace %s: %s\n", t->ns, obj ? ke.err.msg : "out of memory");
+        t->ns[0] = '\0';
+        testkube_close(t);
         return -1;
     }
     json_decref(got);
     return 0;
 }
 
-void testkube_delete_namespace(struct kube_client *c, const char *ns)
+void testkube_close(struct testkube *t)
 {
     struct kube_res res = KUBE_RES_NAMESPACES;
     struct kube_error ke;
     json_t *got;
 
-    res.name = ns;
-    got = kube_delete(c, &res, NULL, &ke);
-    if (!got)
-        printf("# delete namespace %s: %s\n", ns, ke.err.msg);
-    json_decref(got);
+    if (t->c && t->ns[0]) {
+        res.name = t->ns;
+        got = kube_delete(t->c, &res, NULL, &ke);
+        if (!got)
+            printf("# delete namespace %s: %s\n", t->ns, ke.err.msg);
+        json_decref(got);
+    }
+    kube_client_free(t->c);
+    memset(t, 0, sizeof(*t));
 }

@@ -19,13 +19,23 @@
  */
 struct kube_client *testkube_client(const char *server_override);
 
-/*
- * Creates a namespace named "<prefix>-<pid>-<random>" (prefix at most 30
- * bytes) and writes its name to out. Returns 0, or -1.
- */
-int testkube_namespace(struct kube_client *c, const char *prefix, char *out, size_t size);
+/* A test's connection to the test bed: a client and a namespace of its own. */
+struct testkube {
+    struct kube_client *c;
+    char ns[64];
+};
 
-/* Deletes a namespace and everything in it, without waiting. */
-void testkube_delete_namespace(struct kube_client *c, const char *ns);
+/*
+ * Fills t with a client for $KUBECONFIG and a new namespace named
+ * "<prefix>-<pid>-<random>" (prefix at most 30 bytes). Returns 0, or -1
+ * with t released. Fits a cmocka group setup.
+ */
+int testkube_open(struct testkube *t, const char *prefix);
+
+/*
+ * Deletes the namespace and everything in it (without waiting for it to
+ * go) and frees the client. Safe on a zeroed or released t.
+ */
+void testkube_close(struct testkube *t);
 
 #endif

@@ -22,8 +22,8 @@
 #include "strbuf.h"
 #include "testkube.h"
 
-static char ns[64];
-static struct kube_client *kc;
+/* The test bed connection and namespace; tk.ns is the namespace. */
+static struct testkube tk;
 static json_t *subject;     /* the ConfigMap the Events are about */
 
 static struct kube_event_recorder *recorder(double window_s, int cache_size)
@@ -31,7 +31,7 @@ static struct kube_event_recorder *recorder(double window_s, int cache_size)
     struct kube_event_opts o = { .component = "plateop-test", .host = "testhost",
                                  .window_s = window_s, .cache_size = cache_size };
     struct err e;
-    struct kube_event_recorder *r = kube_event_recorder_new(kc, &o, &e);
+    struct kube_event_recorder *r = kube_event_recorder_new(tk.c, &o, &e);
 
     if (!r)
         printf("# recorder: %s\n", e.msg);
@@ -46,10 +46,10 @@ static json_t *new_subject(const char *name)
     struct kube_error ke;
     json_t *obj, *got;
 
-    res.ns = ns;
+    res.ns = tk.ns;
     obj = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
                     "metadata", "name", name);
-    got = kube_create(kc, &res, obj, NULL, &ke);
+    got = kube_create(tk.c, &res, obj, NULL, &ke);
     json_decref(obj);
     if (!got)
         printf("# create configmap %s: %s\n", name, ke.err.msg);
@@ -79,7 +79,7 @@ static json_t *events_about(const char *event_ns, const struct kube_event_ref *r
     if (ref->uid)
         strbuf_addf(&sel, ",involvedObject.uid=%s", ref->uid);
     q.field_selector = sel.buf;
-    list = kube_get(kc, &res, &q, &ke);
+    list = kube_get(tk.c, &res, &q, &ke);
     strbuf_release(&sel);
     if (!list)
         printf("# list events: %s\n", ke.err.msg);
@@ -151,19 +151,14 @@ static void run_kubectl(char *const argv[], struct strbuf *out)
 static int setup(void **state)
 {
     (void)state;
-    kc = testkube_client(NULL);
-    if (!kc || testkube_namespace(kc, "test-events", ns, sizeof(ns)) < 0)
-        return -1;
-    return 0;
+    return testkube_open(&tk, "test-events");
 }
 
 static int teardown(void **state)
 {
     (void)state;
     json_decref(subject);
-    if (kc && ns[0])
-        testkube_delete_namespace(kc, ns);
-    kube_client_free(kc);
+    testkube_close(&tk);
     return 0;
 }
 
@@ -184,7 +179,7 @@ static void test_repeats_aggregate_and_describe_shows_them(void **state)
                                            "batch %s failed: exit code %d", "b0001", 1), 0);
     kube_event_flush(r);
     check_stats(r, 1, 2);
-    items = events_about(ns, &ref);
+    items = events_about(tk.ns, &ref);
     assert_int_equal(json_array_size(items), 1);
     ev = event_with_message(items, "batch b0001 failed: exit code 1");
     assert_int_equal(count_of(ev), 3);
@@ -207,14 +202,14 @@ static void test_repeats_aggregate_and_describe_shows_them(void **state)
                                        "batch b0002 failed: exit code 2"), 0);
     kube_event_flush(r);
     check_stats(r, 2, 2);
-    items = events_about(ns, &ref);
+    items = events_about(tk.ns, &ref);
     assert_int_equal(json_array_size(items), 2);
     assert_int_equal(count_of(event_with_message(items, "batch b0002 failed: exit code 2")), 1);
     assert_int_equal(count_of(event_with_message(items, "batch b0001 failed: exit code 1")), 3);
     json_decref(items);
 
     {
-        char *argv[] = { "kubectl", "describe", "configmap", "subject", "-n", ns, NULL };
+        char *argv[] = { "kubectl", "describe", "configmap", "subject", "-n", tk.ns, NULL };
 
         run_kubectl(argv, &out);
     }
@@ -239,55 +234,71 @@ static void test_repeat_after_window_creates_new_event(void **state)
     kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Planned", "planned 4 batches");
     kube_event_flush(r);
     check_stats(r, 2, 0);
-    items = events_about(ns, &ref);
+    items = events_about(tk.ns, &ref);
     assert_int_equal(json_array_size(items), 2);
     json_decref(items);
     kube_event_recorder_free(r);
     json_decref(obj);
 }
 
+/* Deletes an Event found by events_about(), behind the recorder's back. */
+static void delete_event(const char *event_ns, const json_t *ev)
+{
+    struct kube_res res = KUBE_RES_EVENTS;
+    struct kube_error ke;
+    json_t *gone;
+
+    res.ns = event_ns;
+    res.name = json_string_value(json_object_get(json_object_get(ev, "metadata"), "name"));
+    gone = kube_delete(tk.c, &res, NULL, &ke);
+    if (!gone)
+        printf("# delete event: %s\n", ke.err.msg);
+    assert_non_null(gone);
+    json_decref(gone);
+}
+
+/*
+ * Records a "Step" Event with this message, waits for it to be sent, and
+ * checks the recorder's totals and the count the API server now shows.
+ */
+static void record_step(struct kube_event_recorder *r, const struct kube_event_ref *ref,
+                        const char *message, unsigned long created, unsigned long patched,
+                        json_int_t count)
+{
+    json_t *items;
+
+    assert_int_equal(kube_event_record(r, ref, KUBE_EVENT_NORMAL, "Step", "%s", message), 0);
+    kube_event_flush(r);
+    check_stats(r, created, patched);
+    items = events_about(tk.ns, ref);
+    assert_int_equal(count_of(event_with_message(items, message)), count);
+    json_decref(items);
+}
+
 static void test_evicted_and_deleted_events_are_recreated(void **state)
 {
     struct kube_event_recorder *r = recorder(0, 2);
-    json_t *obj = new_subject("evicted"), *items, *ev;
-    struct kube_res res = KUBE_RES_EVENTS;
+    json_t *obj = new_subject("evicted"), *items;
     struct kube_event_ref ref;
-    struct kube_error ke;
-    json_t *gone;
 
     (void)state;
     kube_event_ref_from_object(&ref, obj);
     /* Cache of 2: C evicts A, so A's repeat is a new Event. */
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "A");
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "B");
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "C");
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "A");
+    record_step(r, &ref, "A", 1, 0, 1);
+    record_step(r, &ref, "B", 2, 0, 1);
+    record_step(r, &ref, "C", 3, 0, 1);
+    assert_int_equal(kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "A"), 0);
     kube_event_flush(r);
     check_stats(r, 4, 0);
-
-    /* C is cached; delete its Event behind the recorder's back. */
-    items = events_about(ns, &ref);
+    items = events_about(tk.ns, &ref);
     assert_int_equal(json_array_size(items), 4);
-    ev = event_with_message(items, "C");
-    res.ns = ns;
-    res.name = json_string_value(json_object_get(json_object_get(ev, "metadata"), "name"));
-    gone = kube_delete(kc, &res, NULL, &ke);
-    assert_non_null(gone);
-    json_decref(gone);
+
+    /* C is cached; its Event disappears (as Events do after an hour). */
+    delete_event(tk.ns, event_with_message(items, "C"));
     json_decref(items);
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "C");
-    kube_event_flush(r);
-    check_stats(r, 5, 0);
-    items = events_about(ns, &ref);
-    assert_int_equal(count_of(event_with_message(items, "C")), 1);
-    json_decref(items);
+    record_step(r, &ref, "C", 5, 0, 1);
     /* And its next repeat folds into the recreated Event. */
-    kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Step", "C");
-    kube_event_flush(r);
-    check_stats(r, 5, 1);
-    items = events_about(ns, &ref);
-    assert_int_equal(count_of(event_with_message(items, "C")), 2);
-    json_decref(items);
+    record_step(r, &ref, "C", 5, 1, 2);
     kube_event_recorder_free(r);
     json_decref(obj);
 }
@@ -295,22 +306,15 @@ static void test_evicted_and_deleted_events_are_recreated(void **state)
 static void test_cluster_scoped_object_events_go_to_default(void **state)
 {
     struct kube_event_recorder *r = recorder(0, 0);
-    struct kube_res res = KUBE_RES_EVENTS;
-    struct kube_event_ref ref = { .api_version = "v1", .kind = "Namespace", .name = ns };
-    struct kube_error ke;
-    json_t *items, *ev, *gone;
+    struct kube_event_ref ref = { .api_version = "v1", .kind = "Namespace", .name = tk.ns };
+    json_t *items;
 
     (void)state;
-    assert_int_equal(kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Seen", "%s", ns), 0);
+    assert_int_equal(kube_event_record(r, &ref, KUBE_EVENT_NORMAL, "Seen", "%s", tk.ns), 0);
     kube_event_flush(r);
     check_stats(r, 1, 0);
     items = events_about("default", &ref);
-    ev = event_with_message(items, ns);
-    res.ns = "default";
-    res.name = json_string_value(json_object_get(json_object_get(ev, "metadata"), "name"));
-    gone = kube_delete(kc, &res, NULL, &ke);
-    assert_non_null(gone);
-    json_decref(gone);
+    delete_event("default", event_with_message(items, tk.ns));
     json_decref(items);
     kube_event_recorder_free(r);
 }

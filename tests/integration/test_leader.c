@@ -27,6 +27,7 @@
 
 #include "leader.h"
 #include "log.h"
+#include "monotime.h"
 #include "strbuf.h"
 #include "tcpproxy.h"
 #include "testkube.h"
@@ -37,8 +38,8 @@
 /* Slack for a loaded machine on top of the protocol's own bounds. */
 #define SLACK_S 2.0
 
-static char ns[64];
-static struct kube_client *kc;
+/* The test bed connection and namespace; tk.ns is the namespace. */
+static struct testkube tk;
 
 /* Callback bookkeeping shared by all contenders. */
 static atomic_int leading_now;
@@ -46,18 +47,10 @@ static atomic_int overlap_seen;
 
 struct contender {
     char identity[64];
-    struct kube_client *client;   /* own client, or kc */
+    struct kube_client *client;   /* own client, or tk.c */
     struct leader *l;
     atomic_int started, stopped, new_leader_calls;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void on_started(void *ud)
 {
@@ -88,7 +81,7 @@ static void start(struct contender *c, const char *lease, const char *who,
                   struct kube_client *client)
 {
     struct leader_config cfg = {
-        .ns = ns, .name = lease, .identity = c->identity,
+        .ns = tk.ns, .name = lease, .identity = c->identity,
         .lease_duration_s = LEASE_S, .renew_deadline_s = DEADLINE_S, .retry_period_s = RETRY_S,
         .cb = { on_started, on_stopped, on_new_leader, c },
     };
@@ -128,14 +121,14 @@ static struct contender *sample(struct contender *all, int n)
  */
 static double await_leader(struct contender *all, int n, struct contender *want, double timeout)
 {
-    double t0 = now_s();
+    double t0 = monotime_now();
     struct contender *who;
 
     for (;;) {
         who = sample(all, n);
         if (who && (!want || who == want))
-            return now_s() - t0;
-        if (now_s() - t0 > timeout)
+            return monotime_now() - t0;
+        if (monotime_now() - t0 > timeout)
             return -1;
         usleep(10000);
     }
@@ -145,9 +138,9 @@ static double await_leader(struct contender *all, int n, struct contender *want,
 static struct contender *steady_leader(struct contender *all, int n, double secs)
 {
     struct contender *first = sample(all, n), *who = first;
-    double t0 = now_s();
+    double t0 = monotime_now();
 
-    while (who && who == first && now_s() - t0 < secs) {
+    while (who && who == first && monotime_now() - t0 < secs) {
         usleep(10000);
         who = sample(all, n);
     }
@@ -157,18 +150,13 @@ static struct contender *steady_leader(struct contender *all, int n, double secs
 static int setup(void **state)
 {
     (void)state;
-    kc = testkube_client(NULL);
-    if (!kc || testkube_namespace(kc, "test-leader", ns, sizeof(ns)) < 0)
-        return -1;
-    return 0;
+    return testkube_open(&tk, "test-leader");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (kc && ns[0])
-        testkube_delete_namespace(kc, ns);
-    kube_client_free(kc);
+    testkube_close(&tk);
     return 0;
 }
 
@@ -218,9 +206,9 @@ static void test_release_hands_over_at_once(void **state)
     double waited;
 
     (void)state;
-    start(&c[0], "release", "first", kc);
+    start(&c[0], "release", "first", tk.c);
     assert_true(await_leader(c, 2, &c[0], LEASE_S + SLACK_S) >= 0);
-    start(&c[1], "release", "second", kc);
+    start(&c[1], "release", "second", tk.c);
     /* The second sees a live holder and waits. */
     assert_true(steady_leader(c, 2, 2 * RETRY_S) == &c[0]);
 
@@ -252,7 +240,7 @@ static void test_cut_off_leader_steps_down_by_deadline(void **state)
     struct contender c[2] = { 0 };
     struct strbuf logs = STRBUF_INIT, url = STRBUF_INIT;
     struct tcpproxy *proxy;
-    const char *server = kube_client_server(kc), *colon;
+    const char *server = kube_client_server(tk.c), *colon;
     char path[] = "/tmp/plateop-test-leader-log.XXXXXX";
     double t_cut, down, waited;
     int log_fd;
@@ -272,15 +260,15 @@ static void test_cut_off_leader_steps_down_by_deadline(void **state)
     assert_non_null(c[0].client);
     start(&c[0], "partition", "cutoff", c[0].client);
     assert_true(await_leader(c, 2, &c[0], LEASE_S + SLACK_S) >= 0);
-    start(&c[1], "partition", "survivor", kc);
+    start(&c[1], "partition", "survivor", tk.c);
     assert_true(steady_leader(c, 2, 2 * RETRY_S) == &c[0]);
 
     tcpproxy_cut(proxy);
-    t_cut = now_s();
+    t_cut = monotime_now();
     /* Its last renewal was sent before the cut, so it stops leading by the deadline. */
-    while (sample(c, 2) == &c[0] && now_s() - t_cut < DEADLINE_S + SLACK_S)
+    while (sample(c, 2) == &c[0] && monotime_now() - t_cut < DEADLINE_S + SLACK_S)
         usleep(10000);
-    down = now_s() - t_cut;
+    down = monotime_now() - t_cut;
     printf("# cut-off leader stopped leading after %.2f s\n", down);
     assert_false(leader_is_leader(c[0].l));
     assert_true(down <= DEADLINE_S + 0.2);
@@ -291,7 +279,7 @@ static void test_cut_off_leader_steps_down_by_deadline(void **state)
     assert_true(waited + down >= LEASE_S - RETRY_S * 1.5);
 
     /* The step-down was reported once the election thread gave up. */
-    while (atomic_load(&c[0].stopped) == 0 && now_s() - t_cut < DEADLINE_S + SLACK_S + 5)
+    while (atomic_load(&c[0].stopped) == 0 && monotime_now() - t_cut < DEADLINE_S + SLACK_S + 5)
         usleep(10000);
     assert_int_equal(atomic_load(&c[0].stopped), 1);
     read_log(log_fd, &logs);

@@ -18,15 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monotime.h"
 #include "workqueue.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct wq *new_queue(double base, double max, double qps, int burst)
 {
@@ -46,14 +39,14 @@ static void add(struct wq *q, const char *key)
 /* Takes the next key, checks it, and releases it; returns seconds waited. */
 static double take(struct wq *q, const char *want)
 {
-    double t0 = now_s();
+    double t0 = monotime_now();
     const char *key = wq_get(q);
 
     assert_non_null(key);
     if (want)
         assert_string_equal(key, want);
     wq_done(q, key);
-    return now_s() - t0;
+    return monotime_now() - t0;
 }
 
 static void test_duplicate_adds_processed_once(void **state)
@@ -169,8 +162,8 @@ static void test_workers_never_share_a_key_and_lose_no_add(void **state)
     for (i = 0; i < NPRODUCERS; i++)
         pthread_join(p[i], NULL);
     /* Drain: wait until nothing is queued or in flight for a while. */
-    t0 = now_s();
-    for (idle = 0; idle < 20 && now_s() - t0 < 20; usleep(5000)) {
+    t0 = monotime_now();
+    for (idle = 0; idle < 20 && monotime_now() - t0 < 20; usleep(5000)) {
         int busy = wq_len(s.q) > 0;
 
         for (i = 0; i < NKEYS; i++)
@@ -192,17 +185,17 @@ static void test_workers_never_share_a_key_and_lose_no_add(void **state)
 static void test_add_after_orders_by_due_time(void **state)
 {
     struct wq *q = new_queue(0, 0, 0, 0);
-    double t0 = now_s(), waited;
+    double t0 = monotime_now(), waited;
 
     (void)state;
     assert_int_equal(wq_add_after(q, "late", 0.30, NULL), 0);
     assert_int_equal(wq_add_after(q, "early", 0.10, NULL), 0);
     assert_int_equal(wq_len(q), 0);
     take(q, "early");
-    waited = now_s() - t0;
+    waited = monotime_now() - t0;
     assert_true(waited >= 0.09);
     take(q, "late");
-    waited = now_s() - t0;
+    waited = monotime_now() - t0;
     assert_true(waited >= 0.29);
     assert_true(waited < 3.0);
     wq_free(q);
@@ -247,12 +240,12 @@ static void test_sleeping_worker_wakes_for_delayed_key(void **state)
     (void)state;
     assert_int_equal(pthread_create(&t, NULL, take_one, q), 0);
     usleep(50000);
-    t0 = now_s();
+    t0 = monotime_now();
     assert_int_equal(wq_add_after(q, "later", 0.1, NULL), 0);
     pthread_join(t, &ok);
     assert_true(ok);
-    assert_true(now_s() - t0 >= 0.09);
-    assert_true(now_s() - t0 < 3.0);
+    assert_true(monotime_now() - t0 >= 0.09);
+    assert_true(monotime_now() - t0 < 3.0);
     wq_free(q);
 }
 
@@ -319,7 +312,7 @@ static void test_token_bucket_spreads_a_burst(void **state)
     /* 5 qps, burst 2, negligible per-key delay: 6 keys need about 0.8 s. */
     struct wq *q = new_queue(1e-6, 1e-6, 5, 2);
     char key[16];
-    double t0 = now_s(), total;
+    double t0 = monotime_now(), total;
     int i;
 
     (void)state;
@@ -333,7 +326,7 @@ static void test_token_bucket_spreads_a_burst(void **state)
         snprintf(key, sizeof(key), "b%d", i);
         take(q, key);
     }
-    total = now_s() - t0;
+    total = monotime_now() - t0;
     assert_true(total >= 0.75);
     assert_true(total < 4.0);
     wq_free(q);
@@ -407,12 +400,12 @@ static void test_delayed_keys_each_processed_once(void **state)
         snprintf(key, sizeof(key), "%d", i);
         assert_int_equal(wq_add_after(c.q, key, (double)(i % 17) / 100.0, NULL), 0);
     }
-    t0 = now_s();
+    t0 = monotime_now();
     do {
         usleep(10000);
         for (total = 0, i = 0; i < NDELAYED; i++)
             total += atomic_load(&c.count[i]);
-    } while (total < NDELAYED && now_s() - t0 < 10);
+    } while (total < NDELAYED && monotime_now() - t0 < 10);
     wq_shutdown(c.q);
     for (i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
