@@ -68,37 +68,59 @@ static void quote_body(char *dst, size_t cap, const char *body, size_t len)
     dst[n] = '\0';
 }
 
-int kube_error_from_response(struct kube_error *ke, const char *what, long http,
-                             const char *body, size_t len)
+/* Formats err.msg from the filled-in fields. Returns -1. */
+static int format_error(struct kube_error *ke, const char *what)
 {
-    json_t *status = NULL;
-    json_error_t jerr;
+    if (!ke->reason[0] && ke->http == 410)
+        snprintf(ke->reason, sizeof(ke->reason), "Gone");
+    return err_set(&ke->err, ke->http, "%s: %d %s%s%s", what ? what : "request", ke->http,
+                   ke->reason[0] ? ke->reason : "error", ke->message[0] ? ": " : "",
+                   ke->message);
+}
+
+int kube_error_from_status(struct kube_error *ke, const char *what, long http,
+                           const json_t *status)
+{
     int code;
 
     if (!ke)
         return -1;
     kube_error_clear(ke);
     ke->http = (int)http;
+    copy_member(ke->reason, sizeof(ke->reason), status, "reason");
+    copy_member(ke->message, sizeof(ke->message), status, "message");
+    parse_causes(ke, status);
+    /* An ERROR event inside a 200 watch stream carries the real code. */
+    code = (int)json_integer_value(json_object_get(status, "code"));
+    if (code >= 400 && http < 400)
+        ke->http = code;
+    return format_error(ke, what);
+}
+
+int kube_error_from_response(struct kube_error *ke, const char *what, long http,
+                             const char *body, size_t len)
+{
+    json_t *status = NULL;
+    json_error_t jerr;
+    const char *kind;
+    int rc;
+
+    if (!ke)
+        return -1;
     if (body && len)
         status = json_loadb(body, len, 0, &jerr);
-    if (json_is_object(status) && json_object_get(status, "kind")
-        && strcmp(json_string_value(json_object_get(status, "kind")) ?: "", "Status") == 0) {
-        copy_member(ke->reason, sizeof(ke->reason), status, "reason");
-        copy_member(ke->message, sizeof(ke->message), status, "message");
-        parse_causes(ke, status);
-        /* An ERROR event inside a 200 watch stream carries the real code. */
-        code = (int)json_integer_value(json_object_get(status, "code"));
-        if (code >= 400 && http < 400)
-            ke->http = code;
-    } else if (body && len) {
-        quote_body(ke->message, sizeof(ke->message), body, len);
+    kind = json_string_value(json_object_get(status, "kind"));
+    if (kind && strcmp(kind, "Status") == 0) {
+        rc = kube_error_from_status(ke, what, http, status);
+    } else {
+        kube_error_clear(ke);
+        ke->http = (int)http;
+        if (body && len)
+            quote_body(ke->message, sizeof(ke->message), body, len);
+        rc = format_error(ke, what);
     }
     json_decref(status);
-    if (!ke->reason[0] && ke->http == 410)
-        snprintf(ke->reason, sizeof(ke->reason), "Gone");
-    return err_set(&ke->err, ke->http, "%s: %d %s%s%s", what ? what : "request", ke->http,
-                   ke->reason[0] ? ke->reason : "error", ke->message[0] ? ": " : "",
-                   ke->message);
+    return rc;
 }
 
 static int reason_is(const struct kube_error *ke, int http, const char *reason)
@@ -261,7 +283,7 @@ int kube_res_path(struct strbuf *sb, const struct kube_res *res, const struct ku
 #define POOL_MAX 8                 /* idle multi handles (each keeps its connections) */
 #define TOKEN_CHECK_MS 1000        /* stat the token file at most this often */
 #define TOKEN_MAX_AGE_MS 60000     /* and re-read it at least this often */
-#define STREAM_IDLE_S 300          /* a stream silent this long is dropped */
+#define STREAM_IDLE_S 300          /* a stream silent this long is dropped (default) */
 
 struct kube_client {
     struct kube_config cfg;
@@ -553,7 +575,8 @@ struct xfer {
     char *body;                /* NULL: none */
     size_t body_len;
     const char *content_type;
-    long timeout_ms;           /* 0: no overall timeout (streams) */
+    long timeout_ms;           /* 0: no overall timeout (streams) ... */
+    long idle_s;               /* ... but this long without a byte ends it */
     int max_retries;
 
     CURL *easy;                /* while running */
@@ -722,7 +745,7 @@ static int xfer_start(struct kube_client *c, struct xfer *x, CURLM *m, struct ku
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, x->timeout_ms);
     if (!x->timeout_ms) {
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)STREAM_IDLE_S);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, x->idle_s);
     }
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -1288,6 +1311,8 @@ int kube_stream(struct kube_client *c, const struct kube_request *req, int watch
     if (!x)
         return -1;
     x->timeout_ms = 0;
+    /* A watch the server ends after timeoutSeconds may be silent until then. */
+    x->idle_s = req->q.timeout_seconds > 0 ? req->q.timeout_seconds + 30 : STREAM_IDLE_S;
     x->max_retries = 0;
     x->chunk_fn = fn;
     x->chunk_ud = ud;

@@ -93,6 +93,14 @@ void kube_error_clear(struct kube_error *ke);
 int kube_error_from_response(struct kube_error *ke, const char *what, long http,
                              const char *body, size_t len);
 
+/*
+ * As kube_error_from_response(), from an already decoded metav1 Status
+ * (borrowed). When the Status's code is an error and http is not (an ERROR
+ * event in a 200 stream), http becomes the Status's code. Returns -1.
+ */
+int kube_error_from_status(struct kube_error *ke, const char *what, long http,
+                           const json_t *status);
+
 /* Classification; each is false on NULL or an empty error. */
 int kube_is_not_found(const struct kube_error *ke);       /* 404 */
 int kube_is_already_exists(const struct kube_error *ke);  /* 409 AlreadyExists */
@@ -313,8 +321,8 @@ typedef int (*kube_chunk_fn)(const char *data, size_t len, void *ud);
 /*
  * Performs a GET whose body is delivered to fn as it arrives: the base of
  * watches (set `watch` to request ?watch=true). No overall timeout applies
- * (q.timeout_seconds asks the server to end it); a connection idle for 5
- * minutes is dropped. `stop`, if not NULL, is polled at least once a second:
+ * (q.timeout_seconds asks the server to end it); a connection silent for
+ * q.timeout_seconds + 30 s (5 minutes when unset) is dropped. `stop`, if not NULL, is polled at least once a second:
  * when non-zero the stream ends and kube_stream fails with KUBE_E_STOPPED.
  * A non-2xx answer is returned as an error with its Status (for example 410
  * Expired for a watch from a compacted resourceVersion). Not retried: the

@@ -1,0 +1,153 @@
+/* strmap: string-keyed hash map; see strmap.h. */
+#include "strmap.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct strmap_entry {
+    struct strmap_entry *next;
+    void *value;
+    uint32_t hash;
+    char key[];
+};
+
+/* FNV-1a: short keys ("namespace/name"), no adversary that needs SipHash. */
+static uint32_t hash_of(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static struct strmap_entry **slot_of(const struct strmap *m, const char *key, uint32_t h)
+{
+    struct strmap_entry **p;
+
+    if (!m->nbuckets)
+        return NULL;
+    for (p = &m->buckets[h & (m->nbuckets - 1)]; *p; p = &(*p)->next)
+        if ((*p)->hash == h && strcmp((*p)->key, key) == 0)
+            return p;
+    return p;
+}
+
+void *strmap_get(const struct strmap *m, const char *key)
+{
+    struct strmap_entry **p = slot_of(m, key, hash_of(key));
+
+    return p && *p ? (*p)->value : NULL;
+}
+
+int strmap_has(const struct strmap *m, const char *key)
+{
+    struct strmap_entry **p = slot_of(m, key, hash_of(key));
+
+    return p && *p;
+}
+
+static int grow(struct strmap *m)
+{
+    size_t n = m->nbuckets ? m->nbuckets * 2 : 64, i;
+    struct strmap_entry **b = calloc(n, sizeof(*b)), *e, *next;
+
+    if (!b)
+        return -1;
+    for (i = 0; i < m->nbuckets; i++) {
+        for (e = m->buckets[i]; e; e = next) {
+            next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+    return 0;
+}
+
+int strmap_put(struct strmap *m, const char *key, void *value, void **old)
+{
+    uint32_t h = hash_of(key);
+    struct strmap_entry **p, *e;
+    size_t klen;
+
+    if (old)
+        *old = NULL;
+    p = slot_of(m, key, h);
+    if (p && *p) {
+        if (old)
+            *old = (*p)->value;
+        (*p)->value = value;
+        return 0;
+    }
+    if (m->count >= m->nbuckets) {
+        if (grow(m) < 0)
+            return -1;
+        p = slot_of(m, key, h);
+    }
+    klen = strlen(key);
+    e = malloc(sizeof(*e) + klen + 1);
+    if (!e)
+        return -1;
+    memcpy(e->key, key, klen + 1);
+    e->hash = h;
+    e->value = value;
+    e->next = NULL;
+    *p = e;
+    m->count++;
+    return 0;
+}
+
+int strmap_remove(struct strmap *m, const char *key, void **value)
+{
+    struct strmap_entry **p = slot_of(m, key, hash_of(key)), *e;
+
+    if (!p || !*p)
+        return 0;
+    e = *p;
+    *p = e->next;
+    if (value)
+        *value = e->value;
+    free(e);
+    m->count--;
+    return 1;
+}
+
+int strmap_each(const struct strmap *m, int (*fn)(const char *key, void *value, void *ud),
+                void *ud)
+{
+    struct strmap_entry *e;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < m->nbuckets; i++) {
+        for (e = m->buckets[i]; e; e = e->next) {
+            rc = fn(e->key, e->value, ud);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void strmap_clear(struct strmap *m, void (*free_value)(void *))
+{
+    struct strmap_entry *e, *next;
+    size_t i;
+
+    for (i = 0; i < m->nbuckets; i++) {
+        for (e = m->buckets[i]; e; e = next) {
+            next = e->next;
+            if (free_value)
+                free_value(e->value);
+            free(e);
+        }
+    }
+    free(m->buckets);
+    m->buckets = NULL;
+    m->nbuckets = 0;
+    m->count = 0;
+}
