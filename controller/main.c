@@ -1,40 +1,440 @@
 /*
  * plateop-controller: watches Analysis resources and ImageDB, plans well
- * batches, runs them as Kubernetes Jobs and merges their tables.
+ * batches, runs them as Kubernetes Jobs under the namespace quota and a
+ * window, and merges their tables.
+ *
+ * Threads: one per informer (Analyses, and the Jobs, ConfigMaps and Pods
+ * labelled plateop.io/analysis), the leader elector, the Event recorder,
+ * and --workers reconcile workers fed by a rate-limited work queue. The
+ * main thread waits for SIGTERM/SIGINT and shuts everything down in order.
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "config.h"
+#include "ctl.h"
+#include "kube_config.h"
+#include "leader.h"
 #include "log.h"
+#include "objects.h"
 #include "version.h"
 
-static void usage(FILE *out)
+#define LEASE_NAME "plateop-controller"
+
+static double monotonic_s(void)
 {
-    fputs("usage: plateop-controller [--help] [--version]\n"
-          "\n"
-          "Reconciles plateop.io/v1alpha1 Analysis resources: plans well batches\n"
-          "from ImageDB, runs one Kubernetes Job per batch and merges the results.\n",
-          out);
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void ctl_enqueue(struct ctl *c, const char *key)
+{
+    struct err e;
+
+    if (wq_add(c->queue, key, &e) < 0)
+        log_error(NULL, "queue %s: %s", key, e.msg);
+}
+
+void ctl_planned(struct ctl *c, const char *uid)
+{
+    pthread_mutex_lock(&c->planned_lock);
+    json_object_set_new(c->planned, uid, json_real(monotonic_s()));
+    pthread_mutex_unlock(&c->planned_lock);
+}
+
+int ctl_recently_planned(struct ctl *c, const char *uid)
+{
+    double t;
+
+    pthread_mutex_lock(&c->planned_lock);
+    t = json_real_value(json_object_get(c->planned, uid));
+    pthread_mutex_unlock(&c->planned_lock);
+    return t > 0 && monotonic_s() - t < 30;
+}
+
+/* ---- informer plumbing ----------------------------------------------- */
+
+/* Whether ns is one of the namespaces served (all when none are named). */
+static int serves(const struct ctl_config *cfg, const char *ns)
+{
+    const char *p = cfg->namespaces;
+    size_t n = ns ? strlen(ns) : 0;
+
+    if (!p || !*p)
+        return 1;
+    while (ns && *p) {
+        size_t len = strcspn(p, ",");
+
+        if (len == n && strncmp(p, ns, n) == 0)
+            return 1;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+static void enqueue_obj(struct ctl *c, const json_t *obj, const char *name)
+{
+    const char *ns = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                       "namespace"));
+    char key[512];
+
+    if (!ns || !name || !serves(c->cfg, ns))
+        return;
+    snprintf(key, sizeof(key), "%s/%s", ns, name);
+    ctl_enqueue(c, key);
+}
+
+static void analysis_changed(void *ud, const json_t *obj)
+{
+    enqueue_obj(ud, obj, json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                           "name")));
+}
+
+static void on_analysis_update(void *ud, const json_t *old, const json_t *cur)
+{
+    (void)old;
+    analysis_changed(ud, cur);
+}
+
+/* Owned objects name their Analysis in an owner reference or an annotation. */
+static void owned_changed(void *ud, const json_t *obj)
+{
+    const json_t *meta = json_object_get(obj, "metadata"), *r;
+    const char *name = json_string_value(
+        json_object_get(json_object_get(meta, "annotations"), OBJ_ANN_ANALYSIS));
+    size_t i;
+
+    json_array_foreach(json_object_get(meta, "ownerReferences"), i, r) {
+        const char *kind = json_string_value(json_object_get(r, "kind"));
+
+        if (kind && strcmp(kind, "Analysis") == 0)
+            name = json_string_value(json_object_get(r, "name"));
+    }
+    enqueue_obj(ud, obj, name);
+}
+
+static void on_owned_update(void *ud, const json_t *old, const json_t *cur)
+{
+    (void)old;
+    owned_changed(ud, cur);
+}
+
+/* Keeps only the named members of obj (a shallow filter). */
+static void keep_only(json_t *obj, const char *const *keep)
+{
+    const char *key;
+    json_t *v;
+    void *tmp;
+
+    json_object_foreach_safe(obj, tmp, key, v) {
+        const char *const *k;
+
+        for (k = keep; *k && strcmp(*k, key) != 0; k++)
+            ;
+        if (!*k)
+            json_object_del(obj, key);
+    }
+}
+
+static const char *const meta_keep[] = { "name", "namespace", "uid", "labels", "annotations",
+                                         "ownerReferences", "creationTimestamp",
+                                         "deletionTimestamp", NULL };
+
+/*
+ * The caches hold what the reconcile reads and nothing else: 20,000 Jobs
+ * must fit in a few megabytes.
+ */
+static void prune_owned(json_t *obj, const char *kind)
+{
+    static const char *const top[] = { "metadata", "status", NULL };
+    static const char *const job_status[] = { "active", "succeeded", "failed", "conditions",
+                                              NULL };
+    static const char *const pod_status[] = { "phase", "containerStatuses", NULL };
+    static const char *const cstatus[] = { "state", "lastState", NULL };
+    json_t *st, *cs;
+    size_t i;
+
+    keep_only(obj, top);
+    keep_only(json_object_get(obj, "metadata"), meta_keep);
+    st = json_object_get(obj, "status");
+    if (strcmp(kind, "Job") == 0) {
+        keep_only(st, job_status);
+    } else if (strcmp(kind, "Pod") == 0) {
+        keep_only(st, pod_status);
+        json_array_foreach(json_object_get(st, "containerStatuses"), i, cs)
+            keep_only(cs, cstatus);
+    }
+}
+
+static struct informer *start_informer(struct ctl *c, struct kube_res res, const char *selector,
+                                       informer_transform_fn transform, int owned,
+                                       struct kube_error *ke)
+{
+    static const char *const index[] = { OBJ_LABEL_ANALYSIS, NULL };
+    struct informer_opts o = { 0 };
+    struct informer *inf;
+
+    o.res = res;
+    if (c->cfg->namespaces && *c->cfg->namespaces && !strchr(c->cfg->namespaces, ','))
+        o.res.ns = c->cfg->namespaces;
+    o.label_selector = selector;
+    o.resync_ms = owned ? 0 : 5 * 60 * 1000;
+    o.index_labels = owned ? index : NULL;
+    o.transform = transform;
+    o.ud = c;
+    if (owned) {
+        o.h.on_add = owned_changed;
+        o.h.on_update = on_owned_update;
+        o.h.on_delete = owned_changed;
+    } else {
+        o.h.on_add = analysis_changed;
+        o.h.on_update = on_analysis_update;
+    }
+    inf = informer_new(c->kc, &o, ke);
+    if (inf && informer_start(inf, ke) < 0) {
+        informer_free(inf);
+        return NULL;
+    }
+    return inf;
+}
+
+static void prune_job(json_t *obj, void *ud)
+{
+    (void)ud;
+    prune_owned(obj, "Job");
+}
+
+static void prune_pod(json_t *obj, void *ud)
+{
+    (void)ud;
+    prune_owned(obj, "Pod");
+}
+
+static void prune_configmap(json_t *obj, void *ud)
+{
+    (void)ud;
+    prune_owned(obj, "ConfigMap");
+}
+
+/* ---- workers and leadership ------------------------------------------ */
+
+static void *worker_main(void *arg)
+{
+    struct ctl *c = arg;
+    const char *key;
+
+    while ((key = wq_get(c->queue))) {
+        struct log_ctx lc = { key, NULL, NULL };
+        double requeue = 0;
+        struct err e;
+        int rc;
+
+        err_clear(&e);
+        if (!atomic_load(&c->leading)) {
+            wq_done(c->queue, key);
+            continue;
+        }
+        atomic_fetch_add(&c->metrics.reconciles, 1);
+        rc = ctl_reconcile(c, key, &requeue, &e);
+        if (rc < 0) {
+            atomic_fetch_add(&c->metrics.reconcile_errors, 1);
+            if (e.code == EAGAIN) {
+                log_debug(&lc, "retrying: %s", e.msg);
+                wq_add_after(c->queue, key, 0.1, NULL);
+            } else {
+                log_warn(&lc, "reconcile failed, will retry: %s", e.msg);
+                wq_add_rate_limited(c->queue, key, NULL);
+            }
+        } else {
+            wq_forget(c->queue, key);
+            if (rc == 1)
+                wq_add_after(c->queue, key, requeue, NULL);
+        }
+        wq_done(c->queue, key);
+    }
+    return NULL;
+}
+
+static void enqueue_all(struct ctl *c)
+{
+    json_t *all = informer_list(c->analyses, NULL, NULL), *obj;
+    size_t i;
+
+    json_array_foreach(all, i, obj)
+        analysis_changed(c, obj);
+    json_decref(all);
+}
+
+static void started_leading(void *ud)
+{
+    struct ctl *c = ud;
+
+    log_info(NULL, "became the leader: reconciling");
+    atomic_store(&c->leading, 1);
+    enqueue_all(c);
+}
+
+static void stopped_leading(void *ud)
+{
+    struct ctl *c = ud;
+
+    atomic_store(&c->leading, 0);
+    log_warn(NULL, "lost the leadership: stopped acting");
+}
+
+static void new_leader(const char *identity, void *ud)
+{
+    (void)ud;
+    log_info(NULL, "the leader is %s", identity && *identity ? identity : "(none)");
 }
 
 int main(int argc, char **argv)
 {
-    int i;
+    struct ctl_config cfg;
+    struct kube_config kcfg = { 0 };
+    struct kube_error ke;
+    struct ctl c;
+    struct err e;
+    struct leader *leader = NULL;
+    pthread_t *workers = NULL;
+    sigset_t sigs;
+    int rc, i, sig = 0, started = 0, status = 1;
 
     log_set_component("controller");
-    for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("plateop-controller %s\n", PLATEOP_VERSION);
-            return 0;
-        }
-        fprintf(stderr, "plateop-controller: unknown argument '%s'\n", argv[i]);
-        usage(stderr);
+    memset(&c, 0, sizeof(c));
+    err_clear(&e);
+    kube_error_clear(&ke);
+    rc = ctl_config_load(&cfg, argc, argv, &e);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        log_error(NULL, "configuration: %s", e.msg);
+        ctl_config_release(&cfg);
         return 2;
     }
-    log_error(NULL, "the reconcile loop is not built yet");
-    return 1;
+    log_set_level(cfg.log_level);
+    if (json_array_size(cfg.volumes) == 0)
+        log_warn(NULL, "no workVolume configured: batch outputs stay inside each pod");
+
+    /* Signals are taken by the main thread only. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    c.cfg = &cfg;
+    pthread_mutex_init(&c.db_lock, NULL);
+    pthread_mutex_init(&c.planned_lock, NULL);
+    c.planned = json_object();
+    c.db_cfg.conninfo = cfg.imagedb;
+    c.db_cfg.password_file = cfg.imagedb_password_file;
+    c.db_cfg.application_name = "plateop-controller";
+
+    if (kube_config_load(&kcfg, cfg.kubeconfig, NULL, &e) < 0) {
+        log_error(NULL, "Kubernetes configuration: %s", e.msg);
+        goto out;
+    }
+    c.kc = kube_client_new(&kcfg, NULL, &ke);
+    if (!c.kc) {
+        log_error(NULL, "Kubernetes client: %s", ke.err.msg);
+        goto out;
+    }
+    c.queue = wq_new(NULL, &e);
+    c.window = window_new(cfg.window);
+    if (!c.queue || !c.window) {
+        log_error(NULL, "start: %s", e.msg[0] ? e.msg : "out of memory");
+        goto out;
+    }
+    {
+        struct kube_event_opts eo = { .component = "plateop-controller", .host = cfg.id };
+
+        c.events = kube_event_recorder_new(c.kc, &eo, &e);
+        if (!c.events)
+            log_warn(NULL, "Events disabled: %s", e.msg);
+    }
+
+    c.analyses = start_informer(&c, (struct kube_res)KUBE_RES_ANALYSES, NULL, NULL,
+                                0, &ke);
+    if (c.analyses)
+        c.jobs = start_informer(&c, (struct kube_res)KUBE_RES_JOBS, OBJ_LABEL_ANALYSIS,
+                                prune_job, 1, &ke);
+    if (c.jobs)
+        c.configmaps = start_informer(&c, (struct kube_res)KUBE_RES_CONFIGMAPS,
+                                      OBJ_LABEL_ANALYSIS, prune_configmap, 1, &ke);
+    if (c.configmaps)
+        c.pods = start_informer(&c, (struct kube_res)KUBE_RES_PODS, OBJ_LABEL_ANALYSIS,
+                                prune_pod, 1, &ke);
+    if (!c.pods) {
+        log_error(NULL, "watch: %s", ke.err.msg);
+        goto out;
+    }
+    if (informer_wait_synced(c.analyses, 60000) < 0 || informer_wait_synced(c.jobs, 60000) < 0 ||
+        informer_wait_synced(c.configmaps, 60000) < 0 || informer_wait_synced(c.pods, 60000) < 0) {
+        log_error(NULL, "caches did not sync within 60 s (is the Analysis CRD installed? "
+                        "kubectl apply -f crds/analysis.yaml)");
+        goto out;
+    }
+    log_info(NULL, "caches synced: %zu analyses, %zu jobs, %zu configmaps, %zu pods",
+             informer_count(c.analyses), informer_count(c.jobs),
+             informer_count(c.configmaps), informer_count(c.pods));
+
+    workers = calloc((size_t)cfg.workers, sizeof(*workers));
+    if (!workers)
+        goto out;
+    for (started = 0; started < cfg.workers; started++) {
+        if (pthread_create(&workers[started], NULL, worker_main, &c) != 0) {
+            log_error(NULL, "cannot start reconcile workers");
+            goto out;
+        }
+    }
+
+    if (cfg.leader_elect) {
+        struct leader_config lc = { .ns = cfg.lease_namespace, .name = LEASE_NAME,
+                                    .identity = cfg.id,
+                                    .cb = { started_leading, stopped_leading, new_leader, &c } };
+
+        leader = leader_start(c.kc, &lc, &e);
+        if (!leader) {
+            log_error(NULL, "leader election: %s", e.msg);
+            goto out;
+        }
+    } else {
+        started_leading(&c);
+    }
+    log_info(NULL, "plateop-controller %s running as %s", PLATEOP_VERSION, cfg.id);
+    sigwait(&sigs, &sig);
+    log_info(NULL, "signal %d: shutting down", sig);
+    status = 0;
+out:
+    atomic_store(&c.leading, 0);
+    if (leader)
+        leader_stop(leader, 1);
+    if (c.queue)
+        wq_shutdown(c.queue);
+    for (i = 0; i < started; i++)
+        pthread_join(workers[i], NULL);
+    free(workers);
+    informer_free(c.pods);
+    informer_free(c.configmaps);
+    informer_free(c.jobs);
+    informer_free(c.analyses);
+    kube_event_recorder_free(c.events);
+    wq_free(c.queue);
+    window_free(c.window);
+    idb_close(c.db);
+    kube_client_free(c.kc);
+    kube_config_release(&kcfg);
+    json_decref(c.planned);
+    ctl_config_release(&cfg);
+    return status;
 }

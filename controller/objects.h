@@ -1,0 +1,78 @@
+/*
+ * objects: the Kubernetes objects an Analysis owns, as JSON -- each batch's
+ * ConfigMap (its LoadData CSV) and Job, and the merge Job -- and their names.
+ *
+ * Names are deterministic ("<analysis>-<batch>", "<analysis>-merge"), so a
+ * restarted controller, or two at once, never create a batch twice: a
+ * create that answers 409 AlreadyExists is success. Every object carries a
+ * controller ownerReference to the Analysis, so deleting the Analysis
+ * garbage-collects them, and labels naming analysis, batch and wells.
+ *
+ * All builders are pure: they return a new JSON reference (NULL only when
+ * memory runs out) and do no I/O.
+ */
+#ifndef PLATEOP_CTL_OBJECTS_H
+#define PLATEOP_CTL_OBJECTS_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "analysis.h"
+#include "config.h"
+
+struct strbuf;
+
+#define OBJ_NAME_MAX 63
+
+#define OBJ_LABEL_ANALYSIS "plateop.io/analysis"
+#define OBJ_LABEL_BATCH "plateop.io/batch"
+#define OBJ_LABEL_WELLS "plateop.io/wells"
+#define OBJ_LABEL_ROLE "plateop.io/role"       /* "batch" or "merge" */
+#define OBJ_LABEL_STATE "plateop.io/state"     /* on a ConfigMap: "succeeded" once seen */
+#define OBJ_ANN_WELLS "plateop.io/wells"
+#define OBJ_ANN_HASH "plateop.io/input-hash"
+#define OBJ_ANN_INDEX "plateop.io/batch-index"
+#define OBJ_ANN_SETS "plateop.io/image-sets"
+#define OBJ_ANN_ANALYSIS "plateop.io/analysis-name"  /* on a Pod: its Analysis */
+#define OBJ_ANN_MEMORY "plateop.io/memory"     /* on a Job: its memory limit */
+#define OBJ_CSV_KEY "loaddata.csv"
+
+/* What the controller knows of one batch. Strings are borrowed. */
+struct obj_batch {
+    const char *id;         /* plan batch id: [a-z0-9-], <= 16 chars */
+    const char *wells;      /* "C03" or "C03,C04,..." */
+    const char *hash;       /* input hash, 64 hex digits */
+    long index;             /* position in the plan */
+    long sets;              /* image sets */
+    const char *memory;     /* memory limit override (OOM escalation) or NULL */
+};
+
+/*
+ * "<base>-<suffix>" when it fits in 63 characters; otherwise base is cut
+ * and 8 hex digits of its SHA-256 added, so distinct bases stay distinct.
+ * out must hold OBJ_NAME_MAX + 1 bytes.
+ */
+void obj_name(const char *base, const char *suffix, char *out);
+
+/* The label value naming an Analysis (its name, shortened like obj_name()). */
+void obj_analysis_label(const char *name, char *out);
+
+/* The batch's ConfigMap, holding its LoadData CSV under OBJ_CSV_KEY. */
+json_t *obj_batch_configmap(const struct ana *a, const struct obj_batch *b, const char *csv,
+                            size_t csv_len);
+
+/* The batch's Job: plateop-worker run over the ConfigMap's CSV. */
+json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const struct obj_batch *b);
+
+/*
+ * The merge Job: plateop-worker merge of every batch under the Analysis's
+ * output directory. failed (borrowed, may be NULL) is the JSON array of
+ * failed batches [{batch, wells, reason}] recorded in the merged manifest.
+ */
+json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const json_t *failed);
+
+/* Where the Analysis's batch outputs and merged tables go, inside the worker. */
+void obj_output_dir(const struct ana *a, const struct ctl_config *cfg, const char *leaf,
+                    struct strbuf *out);
+
+#endif

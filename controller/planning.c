@@ -1,0 +1,262 @@
+/*
+ * planning: reads an Analysis's plate from ImageDB, runs the
+ * planner, and writes one ConfigMap per batch as batches come out, so
+ * memory holds one batch and a few dozen requests in flight, not the plate.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis.h"
+#include "ctl.h"
+#include "filter.h"
+#include "loaddata.h"
+#include "log.h"
+#include "objects.h"
+#include "plan.h"
+#include "strbuf.h"
+
+/* ConfigMap creates in flight at once. */
+#define CREATE_CHUNK 64
+
+struct plan_ctx {
+    struct ctl *c;
+    const struct ana *a;
+    struct plan *plan;
+    struct kube_batch *batch;
+    struct loaddata_opts ld;
+    long created;
+};
+
+/* Sends the queued creates; AlreadyExists is success (a rerun or a peer). */
+static int flush_creates(struct plan_ctx *p, struct err *e)
+{
+    struct kube_error ke;
+    int i, n;
+
+    if (!p->batch || kube_batch_count(p->batch) == 0)
+        return 0;
+    kube_batch_run(p->batch);
+    n = kube_batch_count(p->batch);
+    for (i = 0; i < n; i++) {
+        json_t *res = kube_batch_result(p->batch, i, &ke);
+
+        if (res) {
+            json_decref(res);
+            p->created++;
+        } else if (!kube_is_already_exists(&ke)) {
+            err_set(e, ke.err.code, "create ConfigMap: %s", ke.err.msg);
+            return -1;
+        }
+    }
+    atomic_fetch_add(&p->c->metrics.configmaps_created, n);
+    kube_batch_free(p->batch);
+    p->batch = NULL;
+    return 0;
+}
+
+static int on_batch(const struct plan_batch *b, void *arg, struct err *e)
+{
+    struct plan_ctx *p = arg;
+    struct strbuf csv = STRBUF_INIT, wells = STRBUF_INIT;
+    struct kube_request req = { .verb = KUBE_POST, .res = KUBE_RES_CONFIGMAPS };
+    struct kube_error ke;
+    struct obj_batch ob;
+    json_t *cm = NULL;
+    size_t i;
+    int rc = -1;
+
+    for (i = 0; i < b->nsets; i++) {
+        if (i == 0 || strcmp(b->sets[i].well, b->sets[i - 1].well) != 0) {
+            if (wells.len)
+                strbuf_addch(&wells, ',');
+            strbuf_adds(&wells, b->sets[i].well);
+        }
+    }
+    if (loaddata_render(b, &p->ld, &csv, e) < 0)
+        goto out;
+    ob = (struct obj_batch){ .id = b->id, .wells = wells.buf, .hash = b->hash,
+                             .index = (long)b->index, .sets = (long)b->nsets };
+    cm = obj_batch_configmap(p->a, &ob, csv.buf, csv.len);
+    if (!cm) {
+        err_set(e, ENOMEM, "out of memory building ConfigMap of batch %s", b->id);
+        goto out;
+    }
+    if (!p->batch && !(p->batch = kube_batch_new(p->c->kc, CREATE_CHUNK, &ke))) {
+        err_set(e, ENOMEM, "%s", ke.err.msg);
+        goto out;
+    }
+    req.res.ns = p->a->ns;
+    req.body = cm;
+    if (kube_batch_add(p->batch, &req, &ke) < 0) {
+        err_set(e, ke.err.code, "%s", ke.err.msg);
+        goto out;
+    }
+    rc = kube_batch_count(p->batch) >= CREATE_CHUNK ? flush_creates(p, e) : 0;
+out:
+    json_decref(cm);
+    strbuf_release(&csv);
+    strbuf_release(&wells);
+    return rc;
+}
+
+static int on_image(const struct idb_image *img, void *arg, struct err *e)
+{
+    struct plan_ctx *p = arg;
+    struct plan_image pi = { img->timepoint, img->well, img->site, img->z, img->channel,
+                             img->path };
+
+    return plan_add(p->plan, &pi, e);
+}
+
+/* The dependency's results directory, for illumination-correction columns. */
+static int icf_dir(struct ctl *c, const struct ana *a, struct strbuf *out, struct err *e)
+{
+    const char *dep;
+    json_t *obj;
+    const char *path;
+
+    if (!a->use_icf)
+        return 0;
+    dep = json_string_value(json_array_get(a->depends_on, 0));
+    if (!dep)
+        return err_set(e, CTL_E_USER,
+                       "spec.useIlluminationCorrection needs an illumination-correction "
+                       "Analysis in spec.dependsOn");
+    obj = informer_get(c->analyses, a->ns, dep);
+    path = json_string_value(json_object_get(
+        json_object_get(json_object_get(obj, "status"), "results"), "path"));
+    if (!path) {
+        json_decref(obj);
+        return err_set(e, CTL_E_USER, "dependency %s has no results yet", dep);
+    }
+    strbuf_adds(out, path);
+    json_decref(obj);
+    return 0;
+}
+
+int ctl_plan(struct ctl *c, const struct ana *a, json_t **summary, char **incomplete,
+             struct err *e)
+{
+    struct plan_ctx p = { .c = c, .a = a };
+    struct idb_acquisition acq = { 0 };
+    struct idb_channel *chans = NULL;
+    struct plan_channel *map = NULL;
+    struct strbuf inc = STRBUF_INIT, icf = STRBUF_INIT;
+    const struct plan_summary *s;
+    struct filter f;
+    struct plan_opts o = { 0 };
+    char *params = NULL;
+    size_t nchans = 0, i, rows = 0;
+    int rc = -1, locked = 0;
+
+    *summary = NULL;
+    *incomplete = NULL;
+    filter_init(&f);
+    if (icf_dir(c, a, &icf, e) < 0)
+        goto out;
+    p.ld.icf_dir = icf.len ? icf.buf : NULL;
+
+    pthread_mutex_lock(&c->db_lock);
+    locked = 1;
+    if (!c->db && !(c->db = idb_open(&c->db_cfg, e)))
+        goto out;
+    if (idb_ensure(c->db, e) < 0)
+        goto out;
+    if (idb_acquisition_get(c->db, a->plate_acq, &acq, e) < 0) {
+        if (e->code == IDB_ERR_NOTFOUND || e->code == IDB_ERR_DATA)
+            e->code = CTL_E_USER;
+        goto out;
+    }
+    if (!acq.finished && !a->start_early) {
+        err_set(e, 0, "plate acquisition %lld (%s) is still being imaged", a->plate_acq,
+                acq.plate_barcode);
+        rc = 1;
+        goto out;
+    }
+    if (!acq.has_channel_map) {
+        err_set(e, CTL_E_USER, "plate acquisition %lld has no channel map", a->plate_acq);
+        goto out;
+    }
+    if (idb_channel_map_get(c->db, acq.channel_map_id, &chans, &nchans, e) < 0) {
+        if (e->code == IDB_ERR_NOTFOUND || e->code == IDB_ERR_DATA)
+            e->code = CTL_E_USER;
+        goto out;
+    }
+    map = calloc(nchans, sizeof(*map));
+    if (!map) {
+        err_set(e, ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < nchans; i++)
+        map[i] = (struct plan_channel){ chans[i].channel, chans[i].dye };
+    if (filter_parse(&f, a->wells, a->sites, a->z, a->channels, NULL, e) < 0) {
+        e->code = CTL_E_USER;
+        err_prefix(e, "spec.filters");
+        goto out;
+    }
+    params = json_dumps(json_object_get(a->obj, "spec"), JSON_SORT_KEYS | JSON_COMPACT);
+    o.mode = a->by == ANA_BY_WELL ? PLAN_BY_WELLS : PLAN_BY_SETS;
+    o.batch_size = a->by == ANA_BY_PLATE ? 0 : a->batch_size;
+    o.strict = a->strict;
+    o.filter = &f;
+    o.plate_barcode = acq.plate_barcode;
+    o.acq_id = acq.id;
+    o.pipeline = a->pipeline;
+    o.pipeline_len = strlen(a->pipeline);
+    o.params = params;
+    o.params_len = params ? strlen(params) : 0;
+    p.plan = plan_new(&o, map, nchans, on_batch, &p, e);
+    if (!p.plan) {
+        e->code = CTL_E_USER;
+        goto out;
+    }
+    if (idb_images_stream(c->db, a->plate_acq, on_image, &p, &rows, e) < 0 ||
+        plan_finish(p.plan, e) < 0 || flush_creates(&p, e) < 0) {
+        if (e->code == PLAN_ERR_INPUT)
+            e->code = CTL_E_USER;
+        goto out;
+    }
+    s = plan_summary(p.plan);
+    if (rows == 0) {
+        err_set(e, CTL_E_USER, "plate acquisition %lld has no images", a->plate_acq);
+        goto out;
+    }
+    if (s->image_sets == 0) {
+        err_set(e, CTL_E_USER,
+                "the filters select no complete image set among the %zu images of plate "
+                "acquisition %lld (%zu left out by the filters, %zu incomplete sets)",
+                rows, a->plate_acq, s->images_filtered, s->incomplete_sets);
+        goto out;
+    }
+    for (i = 0; i < s->nincomplete && i < 5; i++) {
+        if (inc.len)
+            strbuf_adds(&inc, "; ");
+        plan_incomplete_describe(&s->incomplete[i], &inc);
+    }
+    if (s->nincomplete > 5)
+        strbuf_addf(&inc, "; and %zu more", s->nincomplete - 5 + s->incomplete_dropped);
+    *summary = json_pack("{s:I,s:I,s:I,s:I}", "imageSets", (json_int_t)s->image_sets,
+                         "incompleteImageSets", (json_int_t)s->incomplete_sets, "wells",
+                         (json_int_t)s->wells, "batches", (json_int_t)s->batches);
+    if (inc.len)
+        *incomplete = strbuf_detach(&inc, NULL);
+    rc = 0;
+out:
+    if (locked)
+        pthread_mutex_unlock(&c->db_lock);
+    if (p.batch)
+        kube_batch_free(p.batch);
+    plan_free(p.plan);
+    filter_release(&f);
+    free(params);
+    free(map);
+    if (chans)
+        idb_channels_free(chans, nchans);
+    idb_acquisition_release(&acq);
+    strbuf_release(&inc);
+    strbuf_release(&icf);
+    if (rc < 0)
+        err_prefix(e, "plan %s/%s", a->ns, a->name);
+    return rc;
+}

@@ -1,0 +1,967 @@
+/*
+ * reconcile: one pass of the level-based loop for one Analysis.
+ *
+ *   1. Read the Analysis from the cache; check its spec.
+ *   2. If it has no plan yet: plan it from ImageDB, writing one ConfigMap
+ *      per batch, and record the plan in the status.
+ *   3. Observe the batch ConfigMaps, Jobs and Pods it owns; classify each
+ *      batch (new, waiting, running, succeeded, failed).
+ *   4. Act on the difference: create Jobs within the window, remember
+ *      successes, stop on too many failures, run the merge when every batch
+ *      is done, and read the merge's outcome.
+ *   5. Write the status if it changed, and emit Events for transitions.
+ *
+ * Everything it decides is derived from what the API server holds, so a
+ * crash between any two steps is repaired by the next pass. Creates use
+ * deterministic names; AlreadyExists is success.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "analysis.h"
+#include "ctl.h"
+#include "log.h"
+#include "objects.h"
+#include "strbuf.h"
+
+enum bstate {
+    B_NEW,          /* no Job yet */
+    B_WAITING,      /* a Job without a pod that has started */
+    B_RUNNING,
+    B_SUCCEEDED,
+    B_FAILED,
+};
+
+struct batch {
+    const char *id;
+    const char *wells;
+    const char *hash;
+    long index;
+    long sets;
+    json_t *cm;             /* borrowed from the observed list */
+    json_t *job;            /* borrowed, or NULL */
+    enum bstate st;
+    int remembered;         /* the ConfigMap says it succeeded (its Job may be gone) */
+    char reason[64];
+    char message[512];
+};
+
+struct observed {
+    json_t *cms, *jobs, *pods;      /* owned lists */
+    json_t *job_by_batch;           /* batch id -> Job (borrowed from jobs) */
+    json_t *pods_by_batch;          /* batch id -> [Pod] */
+    json_t *merge_job;              /* borrowed, or NULL */
+    json_t *merge_pods;             /* [Pod] */
+    struct batch *b;
+    size_t n;
+    long counts[5];
+};
+
+/* ---- small JSON helpers ---------------------------------------------- */
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const json_t *jpath(const json_t *o, const char *a, const char *b)
+{
+    return json_object_get(json_object_get(o, a), b);
+}
+
+static void now_rfc3339(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Whether obj is owned (as controller) by the Analysis with this uid. */
+static int owned_by(const json_t *obj, const char *uid)
+{
+    const json_t *refs = jpath(obj, "metadata", "ownerReferences"), *r;
+    size_t i;
+
+    json_array_foreach(refs, i, r) {
+        const char *u = jstr(r, "uid");
+
+        if (u && strcmp(u, uid) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The cached objects of one kind owned by the Analysis. */
+static json_t *owned_list(struct informer *inf, const struct ana *a, const char *label)
+{
+    json_t *all = informer_list(inf, OBJ_LABEL_ANALYSIS, label), *out = json_array(), *o;
+    size_t i;
+
+    json_array_foreach(all, i, o) {
+        const char *ns = jstr(json_object_get(o, "metadata"), "namespace");
+
+        if (ns && strcmp(ns, a->ns) == 0 && owned_by(o, a->uid))
+            json_array_append(out, o);
+    }
+    json_decref(all);
+    return out;
+}
+
+static const char *label_of(const json_t *o, const char *key)
+{
+    return jstr(jpath(o, "metadata", "labels"), key);
+}
+
+static const char *annotation_of(const json_t *o, const char *key)
+{
+    return jstr(jpath(o, "metadata", "annotations"), key);
+}
+
+/* A Job's terminal condition: "Complete", "Failed" or NULL; reason/message out. */
+static const char *job_outcome(const json_t *job, const char **reason, const char **message)
+{
+    const json_t *conds = jpath(job, "status", "conditions"), *cnd;
+    size_t i;
+
+    json_array_foreach(conds, i, cnd) {
+        const char *type = jstr(cnd, "type"), *st = jstr(cnd, "status");
+
+        if (!type || !st || strcmp(st, "True") != 0)
+            continue;
+        if (strcmp(type, "Complete") == 0 || strcmp(type, "Failed") == 0) {
+            *reason = jstr(cnd, "reason");
+            *message = jstr(cnd, "message");
+            return type;
+        }
+    }
+    return NULL;
+}
+
+/* The last terminated container state among pods (newest pod first). */
+static const json_t *last_termination(const json_t *pods)
+{
+    const json_t *best = NULL, *p;
+    const char *best_ts = "";
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const json_t *cs = json_array_get(jpath(p, "status", "containerStatuses"), 0);
+        const json_t *term;
+        const char *ts = jstr(json_object_get(p, "metadata"), "creationTimestamp");
+
+        term = json_object_get(json_object_get(cs, "state"), "terminated");
+        if (!term)
+            term = json_object_get(json_object_get(cs, "lastState"), "terminated");
+        if (term && (!best || (ts && strcmp(ts, best_ts) >= 0))) {
+            best = term;
+            best_ts = ts ? ts : "";
+        }
+    }
+    return best;
+}
+
+static int any_pod_started(const json_t *pods)
+{
+    const json_t *p;
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const char *phase = jstr(json_object_get(p, "status"), "phase");
+
+        if (phase && strcmp(phase, "Pending") != 0)
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * Why a batch failed: the worker's own reason (its termination message
+ * starts "Reason: ..."), OOMKilled, or the Job's condition.
+ */
+static void failure_reason(struct batch *b, const char *job_reason, const char *job_message,
+                           const json_t *pods)
+{
+    const json_t *term = last_termination(pods);
+    const char *treason = jstr(term, "reason"), *tmsg = jstr(term, "message");
+    json_int_t code = json_integer_value(json_object_get(term, "exitCode"));
+    size_t n;
+
+    if (treason && strcmp(treason, "OOMKilled") == 0) {
+        snprintf(b->reason, sizeof(b->reason), "OOMKilled");
+        snprintf(b->message, sizeof(b->message),
+                 "the batch pod exceeded its memory limit and was killed (exit %lld)",
+                 (long long)code);
+        return;
+    }
+    if (tmsg && (n = strcspn(tmsg, ":")) > 0 && tmsg[n] == ':' && n < sizeof(b->reason) &&
+        strspn(tmsg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == n) {
+        snprintf(b->reason, sizeof(b->reason), "%.*s", (int)n, tmsg);
+        snprintf(b->message, sizeof(b->message), "%s (exit %lld; Job: %s)", tmsg + n + 2,
+                 (long long)code, job_reason ? job_reason : "failed");
+        b->message[strcspn(b->message, "\n")] = '\0';
+        return;
+    }
+    snprintf(b->reason, sizeof(b->reason), "%s", job_reason ? job_reason : "Failed");
+    snprintf(b->message, sizeof(b->message), "%s%s%s",
+             job_message ? job_message : "the batch Job failed",
+             term ? "; last exit code " : "", "");
+    if (term) {
+        size_t len = strlen(b->message);
+
+        snprintf(b->message + len, sizeof(b->message) - len, "%lld", (long long)code);
+    }
+}
+
+static int cmp_batch(const void *x, const void *y)
+{
+    const struct batch *a = x, *b = y;
+
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static void observed_release(struct observed *o)
+{
+    json_decref(o->cms);
+    json_decref(o->jobs);
+    json_decref(o->pods);
+    json_decref(o->job_by_batch);
+    json_decref(o->pods_by_batch);
+    json_decref(o->merge_pods);
+    free(o->b);
+    memset(o, 0, sizeof(*o));
+}
+
+/* Gathers and classifies everything the Analysis owns. */
+static int observe(struct ctl *c, const struct ana *a, struct observed *o, struct err *e)
+{
+    char label[OBJ_NAME_MAX + 1];
+    json_t *obj, *arr;
+    size_t i;
+
+    memset(o, 0, sizeof(*o));
+    obj_analysis_label(a->name, label);
+    o->cms = owned_list(c->configmaps, a, label);
+    o->jobs = owned_list(c->jobs, a, label);
+    o->pods = owned_list(c->pods, a, label);
+    o->job_by_batch = json_object();
+    o->pods_by_batch = json_object();
+    o->merge_pods = json_array();
+    if (!o->cms || !o->jobs || !o->pods || !o->job_by_batch || !o->pods_by_batch ||
+        !o->merge_pods)
+        return err_set(e, ENOMEM, "out of memory");
+
+    json_array_foreach(o->jobs, i, obj) {
+        const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
+
+        if (role && strcmp(role, "merge") == 0)
+            o->merge_job = obj;
+        else if (bid)
+            json_object_set(o->job_by_batch, bid, obj);
+    }
+    json_array_foreach(o->pods, i, obj) {
+        const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
+
+        if (role && strcmp(role, "merge") == 0) {
+            json_array_append(o->merge_pods, obj);
+        } else if (bid) {
+            arr = json_object_get(o->pods_by_batch, bid);
+            if (!arr) {
+                arr = json_array();
+                json_object_set_new(o->pods_by_batch, bid, arr);
+            }
+            json_array_append(arr, obj);
+        }
+    }
+
+    o->b = calloc(json_array_size(o->cms) + 1, sizeof(*o->b));
+    if (!o->b)
+        return err_set(e, ENOMEM, "out of memory");
+    json_array_foreach(o->cms, i, obj) {
+        struct batch *b = &o->b[o->n];
+        const char *idx = annotation_of(obj, OBJ_ANN_INDEX), *sets = annotation_of(obj, OBJ_ANN_SETS);
+        const char *state = label_of(obj, OBJ_LABEL_STATE), *outcome, *jr = NULL, *jm = NULL;
+        const json_t *pods;
+
+        b->id = label_of(obj, OBJ_LABEL_BATCH);
+        b->wells = annotation_of(obj, OBJ_ANN_WELLS);
+        b->hash = annotation_of(obj, OBJ_ANN_HASH);
+        if (!b->id || !b->wells || !b->hash)
+            continue;   /* not one of ours in the expected shape */
+        b->index = idx ? strtol(idx, NULL, 10) : (long)i;
+        b->sets = sets ? strtol(sets, NULL, 10) : 0;
+        b->cm = obj;
+        b->job = json_object_get(o->job_by_batch, b->id);
+        b->remembered = state && strcmp(state, "succeeded") == 0;
+        pods = json_object_get(o->pods_by_batch, b->id);
+        outcome = b->job ? job_outcome(b->job, &jr, &jm) : NULL;
+        if (b->remembered || (outcome && strcmp(outcome, "Complete") == 0))
+            b->st = B_SUCCEEDED;
+        else if (outcome)
+            b->st = B_FAILED;
+        else if (!b->job)
+            b->st = B_NEW;
+        else if (any_pod_started(pods))
+            b->st = B_RUNNING;
+        else
+            b->st = B_WAITING;
+        if (b->st == B_FAILED)
+            failure_reason(b, jr, jm, pods);
+        o->counts[b->st]++;
+        o->n++;
+    }
+    qsort(o->b, o->n, sizeof(*o->b), cmp_batch);
+    return 0;
+}
+
+/* ---- status ---------------------------------------------------------- */
+
+/*
+ * Appends a condition to conds, keeping lastTransitionTime from old when
+ * the status did not change.
+ */
+static void cond_add(json_t *conds, const json_t *old, long long gen, const char *type,
+                     const char *status, const char *reason, const char *message)
+{
+    const json_t *o;
+    const char *ltt = NULL;
+    char now[32];
+    size_t i;
+
+    json_array_foreach(old, i, o) {
+        const char *t = jstr(o, "type"), *s = jstr(o, "status");
+
+        if (t && s && strcmp(t, type) == 0 && strcmp(s, status) == 0)
+            ltt = jstr(o, "lastTransitionTime");
+    }
+    now_rfc3339(now);
+    json_array_append_new(conds, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "type", type, "status",
+                                           status, "reason", reason, "message",
+                                           message ? message : "", "lastTransitionTime",
+                                           ltt ? ltt : now, "observedGeneration",
+                                           (json_int_t)gen));
+}
+
+enum phase { P_PENDING, P_BLOCKED, P_RUNNING, P_MERGING, P_SUCCEEDED, P_FAILED };
+static const char *const phase_names[] = { "Pending", "Blocked", "Running", "Merging",
+                                           "Succeeded", "Failed" };
+
+/* The conditions that follow from a phase, with its reason and message. */
+static json_t *conditions(const struct ana *a, enum phase ph, const char *reason,
+                          const char *message)
+{
+    const json_t *old = json_object_get(a->status, "conditions");
+    json_t *conds = json_array();
+    long long g = a->generation;
+    int done = ph == P_SUCCEEDED || ph == P_FAILED;
+
+    cond_add(conds, old, g, "Ready", ph == P_SUCCEEDED ? "True" : "False", reason, message);
+    cond_add(conds, old, g, "Progressing", ph == P_RUNNING || ph == P_MERGING ? "True" : "False",
+             reason, message);
+    cond_add(conds, old, g, "Succeeded", ph == P_SUCCEEDED ? "True" : done ? "False" : "Unknown",
+             reason, message);
+    cond_add(conds, old, g, "Failed", ph == P_FAILED ? "True" : "False", reason,
+             ph == P_FAILED ? message : "");
+    cond_add(conds, old, g, "Blocked", ph == P_BLOCKED ? "True" : "False", reason,
+             ph == P_BLOCKED ? message : "");
+    return conds;
+}
+
+/*
+ * The status to write: the old one with the given phase, conditions and
+ * members of `set` replacing or adding to it.
+ */
+static json_t *status_with(const struct ana *a, enum phase ph, const char *reason,
+                           const char *message, json_t *set)
+{
+    json_t *st = a->status ? json_deep_copy(a->status) : json_object();
+    char now[32];
+
+    now_rfc3339(now);
+    json_object_set_new(st, "observedGeneration", json_integer(a->generation));
+    json_object_set_new(st, "phase", json_string(phase_names[ph]));
+    json_object_set_new(st, "conditions", conditions(a, ph, reason, message));
+    if (!json_object_get(st, "startTime") && ph != P_PENDING && ph != P_BLOCKED)
+        json_object_set_new(st, "startTime", json_string(now));
+    if ((ph == P_SUCCEEDED || ph == P_FAILED) && !json_object_get(st, "completionTime"))
+        json_object_set_new(st, "completionTime", json_string(now));
+    if (set)
+        json_object_update(st, set);
+    json_decref(set);
+    return st;
+}
+
+/* Equal apart from condition timestamps? Then there is nothing to write. */
+static int status_same(const json_t *old, const json_t *cur)
+{
+    return old && json_equal(old, cur);
+}
+
+/* PUT /status from the cached object; a Conflict means the cache is behind. */
+static int write_status(struct ctl *c, const struct ana *a, json_t *status, struct err *e)
+{
+    struct kube_res r = KUBE_RES_ANALYSES;
+    struct kube_error ke;
+    json_t *obj, *res;
+    int rc = 0;
+
+    if (status_same(a->status, status)) {
+        json_decref(status);
+        return 0;
+    }
+    obj = json_deep_copy(a->obj);
+    json_object_set_new(obj, "status", status);
+    r.ns = a->ns;
+    r.name = a->name;
+    r.subresource = "status";
+    res = kube_replace(c->kc, &r, obj, NULL, &ke);
+    if (!res) {
+        rc = err_set(e, ke.err.code, "write status: %s", ke.err.msg);
+        if (kube_is_conflict(&ke) || kube_is_not_found(&ke))
+            e->code = EAGAIN;
+    } else {
+        atomic_fetch_add(&c->metrics.status_writes, 1);
+    }
+    json_decref(res);
+    json_decref(obj);
+    return rc;
+}
+
+static void event(struct ctl *c, const struct ana *a, enum kube_event_type type,
+                  const char *reason, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void event(struct ctl *c, const struct ana *a, enum kube_event_type type,
+                  const char *reason, const char *fmt, ...)
+{
+    struct kube_event_ref ref = { "plateop.io/v1alpha1", "Analysis", a->ns, a->name, a->uid };
+    struct strbuf msg = STRBUF_INIT;
+    char key[300];
+    struct log_ctx lc = { key, NULL, NULL };
+    va_list ap;
+
+    va_start(ap, fmt);
+    strbuf_vaddf(&msg, fmt, ap);
+    va_end(ap);
+    ana_key(a, key, sizeof(key));
+    log_emit(type == KUBE_EVENT_WARNING ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, &lc, NULL, "%s: %s",
+             reason, msg.buf);
+    if (c->events)
+        kube_event_record(c->events, &ref, type, reason, "%s", msg.buf);
+    strbuf_release(&msg);
+}
+
+/* ---- acting ---------------------------------------------------------- */
+
+/* Runs a batch of requests; AlreadyExists and NotFound count as done. */
+static int run_requests(struct kube_batch *kb, const char *what, struct err *e)
+{
+    struct kube_error ke;
+    int i, n, rc = 0;
+
+    if (!kb || kube_batch_count(kb) == 0)
+        return 0;
+    kube_batch_run(kb);
+    n = kube_batch_count(kb);
+    for (i = 0; i < n; i++) {
+        json_t *res = kube_batch_result(kb, i, &ke);
+
+        if (res)
+            json_decref(res);
+        else if (!kube_is_already_exists(&ke) && !kube_is_not_found(&ke) && rc == 0)
+            rc = err_set(e, ke.err.code, "%s: %s", what, ke.err.msg);
+    }
+    return rc;
+}
+
+/*
+ * A succeeded batch is remembered on its ConfigMap before its Job is given
+ * a TTL, so the Job's removal never makes the batch look new again.
+ */
+static int remember_successes(struct ctl *c, const struct ana *a, struct observed *o,
+                              struct err *e)
+{
+    struct kube_batch *cms = NULL, *jobs = NULL;
+    struct kube_error ke;
+    json_t *mark = json_pack("{s:{s:{s:s}}}", "metadata", "labels", OBJ_LABEL_STATE, "succeeded");
+    json_t *ttl = json_pack("{s:{s:i}}", "spec", "ttlSecondsAfterFinished",
+                            c->cfg->succeeded_ttl_s);
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < o->n && rc == 0; i++) {
+        struct batch *b = &o->b[i];
+        struct kube_request req = { .verb = KUBE_PATCH, .patch = KUBE_PATCH_MERGE };
+
+        if (b->st != B_SUCCEEDED || b->remembered || !b->job)
+            continue;
+        req.res = (struct kube_res)KUBE_RES_CONFIGMAPS;
+        req.res.ns = a->ns;
+        req.res.name = jstr(json_object_get(b->cm, "metadata"), "name");
+        req.body = mark;
+        if ((!cms && !(cms = kube_batch_new(c->kc, 0, &ke))) ||
+            kube_batch_add(cms, &req, &ke) < 0) {
+            rc = err_set(e, ENOMEM, "%s", ke.err.msg);
+            break;
+        }
+        if (c->cfg->succeeded_ttl_s > 0) {
+            req.res = (struct kube_res)KUBE_RES_JOBS;
+            req.res.ns = a->ns;
+            req.res.name = jstr(json_object_get(b->job, "metadata"), "name");
+            req.body = ttl;
+            if ((!jobs && !(jobs = kube_batch_new(c->kc, 0, &ke))) ||
+                kube_batch_add(jobs, &req, &ke) < 0) {
+                rc = err_set(e, ENOMEM, "%s", ke.err.msg);
+                break;
+            }
+        }
+    }
+    if (rc == 0)
+        rc = run_requests(cms, "remember succeeded batches", e);
+    if (rc == 0)
+        rc = run_requests(jobs, "set TTL of succeeded batch Jobs", e);
+    kube_batch_free(cms);
+    kube_batch_free(jobs);
+    json_decref(mark);
+    json_decref(ttl);
+    return rc;
+}
+
+/* Creates up to `n` Jobs of new batches, in plan order. */
+static int create_jobs(struct ctl *c, const struct ana *a, struct observed *o, int n,
+                       struct err *e)
+{
+    struct kube_batch *kb = NULL;
+    struct kube_error ke;
+    json_t **bodies = NULL;
+    size_t i;
+    int k = 0, rc = 0;
+    char key[300];
+
+    if (n <= 0)
+        return 0;
+    ana_key(a, key, sizeof(key));
+    bodies = calloc((size_t)n, sizeof(*bodies));
+    kb = kube_batch_new(c->kc, 0, &ke);
+    if (!bodies || !kb) {
+        rc = err_set(e, ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < o->n && k < n; i++) {
+        struct batch *b = &o->b[i];
+        struct kube_request req = { .verb = KUBE_POST, .res = KUBE_RES_JOBS };
+        struct obj_batch ob = { b->id, b->wells, b->hash, b->index, b->sets, NULL };
+        struct log_ctx lc = { key, b->id, b->wells };
+
+        if (b->st != B_NEW)
+            continue;
+        bodies[k] = obj_batch_job(a, c->cfg, &ob);
+        if (!bodies[k]) {
+            rc = err_set(e, ENOMEM, "out of memory building the Job of batch %s", b->id);
+            goto out;
+        }
+        req.res.ns = a->ns;
+        req.body = bodies[k];
+        if (kube_batch_add(kb, &req, &ke) < 0) {
+            rc = err_set(e, ENOMEM, "%s", ke.err.msg);
+            goto out;
+        }
+        log_info(&lc, "creating the batch Job (%ld image sets)", b->sets);
+        b->st = B_WAITING;
+        o->counts[B_NEW]--;
+        o->counts[B_WAITING]++;
+        k++;
+    }
+    rc = run_requests(kb, "create batch Jobs", e);
+    atomic_fetch_add(&c->metrics.jobs_created, k);
+out:
+    for (i = 0; bodies && i < (size_t)n; i++)
+        json_decref(bodies[i]);
+    free(bodies);
+    kube_batch_free(kb);
+    return rc;
+}
+
+/* After too many failures: Jobs that have not started are removed. */
+static int delete_waiting(struct ctl *c, const struct ana *a, struct observed *o, struct err *e)
+{
+    struct kube_batch *kb = NULL;
+    struct kube_error ke;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < o->n; i++) {
+        struct kube_request req = { .verb = KUBE_DELETE, .res = KUBE_RES_JOBS };
+
+        if (o->b[i].st != B_WAITING)
+            continue;
+        req.res.ns = a->ns;
+        req.res.name = jstr(json_object_get(o->b[i].job, "metadata"), "name");
+        req.q.propagation_policy = "Background";
+        if ((!kb && !(kb = kube_batch_new(c->kc, 0, &ke))) || kube_batch_add(kb, &req, &ke) < 0) {
+            kube_batch_free(kb);
+            return err_set(e, ENOMEM, "out of memory");
+        }
+    }
+    rc = run_requests(kb, "delete waiting batch Jobs", e);
+    kube_batch_free(kb);
+    return rc;
+}
+
+static json_t *failed_list(const struct observed *o)
+{
+    json_t *arr = json_array();
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        const struct batch *b = &o->b[i];
+
+        if (b->st == B_FAILED)
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "batch", b->id, "wells",
+                                                 b->wells, "reason", b->reason, "message",
+                                                 b->message));
+    }
+    return arr;
+}
+
+static int was_failed_before(const struct ana *a, const char *id)
+{
+    const json_t *fb = json_object_get(a->status, "failedBatches"), *f;
+    size_t i;
+
+    json_array_foreach(fb, i, f) {
+        const char *b = jstr(f, "batch");
+
+        if (b && strcmp(b, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static json_t *batch_counts(const struct observed *o, long total)
+{
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "total", (json_int_t)total, "pending",
+                     (json_int_t)(o->counts[B_NEW] + o->counts[B_WAITING]), "running",
+                     (json_int_t)o->counts[B_RUNNING], "succeeded",
+                     (json_int_t)o->counts[B_SUCCEEDED], "failed",
+                     (json_int_t)o->counts[B_FAILED]);
+}
+
+static void missing_wells(const struct observed *o, struct strbuf *sb)
+{
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        if (o->b[i].st != B_FAILED)
+            continue;
+        if (sb->len)
+            strbuf_addch(sb, ',');
+        strbuf_adds(sb, o->b[i].wells);
+    }
+}
+
+/* The merge Job's outcome: the worker's termination message holds its summary. */
+static json_t *merge_results(const struct ana *a, const struct ctl *c, const struct observed *o)
+{
+    const json_t *term = last_termination(o->merge_pods);
+    const char *msg = jstr(term, "message");
+    struct strbuf path = STRBUF_INIT, miss = STRBUF_INIT;
+    json_t *summary = NULL, *res;
+
+    obj_output_dir(a, c->cfg, "results", &path);
+    if (msg && msg[0] == '{')
+        summary = json_loads(msg, 0, NULL);
+    missing_wells(o, &miss);
+    res = json_pack("{s:s,s:o,s:s}", "path", path.buf, "tables",
+                    json_is_array(json_object_get(summary, "tables"))
+                        ? json_incref(json_object_get(summary, "tables")) : json_array(),
+                    "missingWells", miss.buf);
+    json_decref(summary);
+    strbuf_release(&path);
+    strbuf_release(&miss);
+    return res;
+}
+
+/* ---- the pass -------------------------------------------------------- */
+
+static int split_key(const char *key, char *ns, size_t nslen, const char **name)
+{
+    const char *slash = strchr(key, '/');
+
+    if (!slash || (size_t)(slash - key) >= nslen)
+        return -1;
+    memcpy(ns, key, (size_t)(slash - key));
+    ns[slash - key] = '\0';
+    *name = slash + 1;
+    return 0;
+}
+
+static int fail_analysis(struct ctl *c, const struct ana *a, const char *reason,
+                         const char *message, json_t *set, struct err *e)
+{
+    const char *phase = jstr(a->status, "phase");
+
+    if (!phase || strcmp(phase, "Failed") != 0)
+        event(c, a, KUBE_EVENT_WARNING, "Failed", "%s", message);
+    return write_status(c, a, status_with(a, P_FAILED, reason, message, set), e);
+}
+
+/* Plans, records the plan, and returns 1 to come back once the cache has caught up. */
+static int plan_step(struct ctl *c, const struct ana *a, double *requeue_s, struct err *e)
+{
+    json_t *summary = NULL;
+    char *incomplete = NULL;
+    struct strbuf msg = STRBUF_INIT;
+    int rc;
+
+    if (ctl_recently_planned(c, a->uid)) {
+        /* Our own status write has not reached the cache yet. */
+        *requeue_s = 0.5;
+        return 1;
+    }
+    rc = ctl_plan(c, a, &summary, &incomplete, e);
+    if (rc == 1) {
+        event(c, a, KUBE_EVENT_NORMAL, "Blocked", "%s", e->msg);
+        rc = write_status(c, a, status_with(a, P_BLOCKED, "AcquisitionNotFinished", e->msg, NULL),
+                          e);
+        *requeue_s = 30;
+        return rc < 0 ? -1 : 1;
+    }
+    if (rc < 0) {
+        if (e->code != CTL_E_USER)
+            return -1;
+        return fail_analysis(c, a, "PlanFailed", e->msg, NULL, e);
+    }
+    strbuf_addf(&msg, "%lld batches of %lld image sets in %lld wells",
+                (long long)json_integer_value(json_object_get(summary, "batches")),
+                (long long)json_integer_value(json_object_get(summary, "imageSets")),
+                (long long)json_integer_value(json_object_get(summary, "wells")));
+    if (incomplete) {
+        strbuf_addf(&msg, "; %lld incomplete image sets left out: %s",
+                    (long long)json_integer_value(json_object_get(summary, "incompleteImageSets")),
+                    incomplete);
+        event(c, a, KUBE_EVENT_WARNING, "IncompleteImageSets", "%s", incomplete);
+    }
+    event(c, a, KUBE_EVENT_NORMAL, "Planned", "%s", msg.buf);
+    rc = write_status(c, a,
+                      status_with(a, P_RUNNING, "Planned", msg.buf,
+                                  json_pack("{s:O,s:{s:O,s:O,s:i,s:i,s:i}}", "plan", summary,
+                                            "batches", "total",
+                                            json_object_get(summary, "batches"), "pending",
+                                            json_object_get(summary, "batches"), "running", 0,
+                                            "succeeded", 0, "failed", 0)),
+                      e);
+    if (rc == 0)
+        ctl_planned(c, a->uid);
+    json_decref(summary);
+    free(incomplete);
+    strbuf_release(&msg);
+    *requeue_s = 0.5;
+    return rc < 0 ? -1 : 1;
+}
+
+static int run_step(struct ctl *c, const struct ana *a, long total, double *requeue_s,
+                    struct err *e)
+{
+    struct observed o;
+    struct strbuf msg = STRBUF_INIT, miss = STRBUF_INIT;
+    json_t *set = NULL;
+    char key[300];
+    const char *mr = NULL, *mm = NULL, *outcome;
+    size_t i;
+    int rc = -1, grant;
+
+    ana_key(a, key, sizeof(key));
+    if (observe(c, a, &o, e) < 0)
+        goto out;
+    if ((long)o.n < total) {
+        /*
+         * The cache has not seen every ConfigMap yet; if that lasts, one was
+         * removed by hand: planning again recreates it (creates are idempotent).
+         */
+        if (!ctl_recently_planned(c, a->uid)) {
+            json_t *summary = NULL;
+            char *inc = NULL;
+
+            if (ctl_plan(c, a, &summary, &inc, e) < 0)
+                goto out;
+            ctl_planned(c, a->uid);
+            json_decref(summary);
+            free(inc);
+        }
+        *requeue_s = 0.5;
+        rc = 1;
+        goto out;
+    }
+    if (remember_successes(c, a, &o, e) < 0)
+        goto out;
+    for (i = 0; i < o.n; i++) {
+        struct batch *b = &o.b[i];
+        struct log_ctx lc = { key, b->id, b->wells };
+
+        if (b->st == B_FAILED && !was_failed_before(a, b->id)) {
+            log_warn(&lc, "batch failed: %s: %s", b->reason, b->message);
+            event(c, a, KUBE_EVENT_WARNING, "BatchFailed", "batch %s (wells %s): %s: %s", b->id,
+                  b->wells, b->reason, b->message);
+        }
+    }
+    set = json_pack("{s:o,s:o}", "batches", batch_counts(&o, total), "failedBatches",
+                    failed_list(&o));
+
+    if (o.counts[B_FAILED] > a->max_failed) {
+        window_release(c->window, key);
+        if (delete_waiting(c, a, &o, e) < 0)
+            goto out;
+        strbuf_addf(&msg, "%ld of %ld batches failed (at most %d tolerated)", o.counts[B_FAILED],
+                    total, a->max_failed);
+        for (i = 0; i < o.n && i < 1000; i++) {
+            if (o.b[i].st == B_FAILED) {
+                strbuf_addf(&msg, "; first: batch %s (wells %s): %s: %s", o.b[i].id, o.b[i].wells,
+                            o.b[i].reason, o.b[i].message);
+                break;
+            }
+        }
+        rc = fail_analysis(c, a, "TooManyFailedBatches", msg.buf, set, e);
+        set = NULL;
+        goto out;
+    }
+
+    grant = window_acquire(c->window, key, a->priority, a->created ? a->created : "",
+                           (int)o.counts[B_WAITING], (int)o.counts[B_NEW]);
+    if (create_jobs(c, a, &o, grant, e) < 0)
+        goto out;
+    json_object_set_new(set, "batches", batch_counts(&o, total));
+
+    if (o.counts[B_SUCCEEDED] + o.counts[B_FAILED] < total) {
+        strbuf_addf(&msg, "%ld / %ld batches done", o.counts[B_SUCCEEDED] + o.counts[B_FAILED],
+                    total);
+        rc = write_status(c, a, status_with(a, P_RUNNING, "BatchesRunning", msg.buf, set), e);
+        set = NULL;
+        goto out;
+    }
+
+    /* Every batch is done: the merge. */
+    window_release(c->window, key);
+    outcome = o.merge_job ? job_outcome(o.merge_job, &mr, &mm) : NULL;
+    if (!o.merge_job) {
+        json_t *failed = json_object_get(set, "failedBatches");
+        json_t *job = obj_merge_job(a, c->cfg, failed);
+        struct kube_res r = KUBE_RES_JOBS;
+        struct kube_error ke;
+        json_t *res;
+
+        r.ns = a->ns;
+        res = job ? kube_create(c->kc, &r, job, NULL, &ke) : NULL;
+        json_decref(job);
+        if (!res && !kube_is_already_exists(&ke)) {
+            err_set(e, ke.err.code, "create the merge Job: %s", ke.err.msg);
+            goto out;
+        }
+        if (res) {
+            missing_wells(&o, &miss);
+            event(c, a, KUBE_EVENT_NORMAL, "Merging",
+                  "merging the tables of %ld batches%s%s", o.counts[B_SUCCEEDED],
+                  miss.len ? "; missing wells " : "", miss.buf);
+        }
+        json_decref(res);
+    }
+    if (outcome && strcmp(outcome, "Complete") == 0) {
+        json_t *results = merge_results(a, c, &o);
+        const char *mw = jstr(results, "missingWells");
+
+        strbuf_addf(&msg, "merged %ld batches into %s", o.counts[B_SUCCEEDED],
+                    jstr(results, "path"));
+        if (mw && *mw)
+            strbuf_addf(&msg, "; missing wells (failed batches): %s", mw);
+        json_object_set_new(set, "results", results);
+        if (!jstr(a->status, "phase") || strcmp(jstr(a->status, "phase"), "Succeeded") != 0)
+            event(c, a, KUBE_EVENT_NORMAL, "Succeeded", "%s", msg.buf);
+        rc = write_status(c, a, status_with(a, P_SUCCEEDED, "Merged", msg.buf, set), e);
+        set = NULL;
+        goto out;
+    }
+    if (outcome) {
+        const json_t *term = last_termination(o.merge_pods);
+
+        strbuf_addf(&msg, "the merge failed: %s",
+                    jstr(term, "message") ? jstr(term, "message") : mm ? mm : mr ? mr : "unknown");
+        rc = fail_analysis(c, a, "MergeFailed", msg.buf, set, e);
+        set = NULL;
+        goto out;
+    }
+    strbuf_addf(&msg, "merging %ld batches", o.counts[B_SUCCEEDED]);
+    rc = write_status(c, a, status_with(a, P_MERGING, "Merging", msg.buf, set), e);
+    set = NULL;
+out:
+    json_decref(set);
+    observed_release(&o);
+    strbuf_release(&msg);
+    strbuf_release(&miss);
+    return rc;
+}
+
+struct wake_ctx {
+    struct ctl *c;
+    const char *self;
+};
+
+/* Others that wait for room get another pass; this one just had its turn. */
+static void wake(const char *key, void *ud)
+{
+    struct wake_ctx *w = ud;
+
+    if (strcmp(key, w->self) != 0)
+        ctl_enqueue(w->c, key);
+}
+
+int ctl_reconcile(struct ctl *c, const char *key, double *requeue_s, struct err *e)
+{
+    struct wake_ctx wc = { c, key };
+    char ns[254];
+    const char *name, *phase;
+    json_t *obj;
+    struct ana a;
+    long total;
+    int rc = 0;
+
+    *requeue_s = 0;
+    if (split_key(key, ns, sizeof(ns), &name) < 0)
+        return 0;
+    obj = informer_get(c->analyses, ns, name);
+    if (!obj) {
+        window_release(c->window, key);
+        goto wake;
+    }
+    if (ana_parse(&a, obj, e) < 0) {
+        struct ana bare = { .obj = obj };
+
+        /* Enough of the object to report on it. */
+        bare.ns = ns;
+        bare.name = name;
+        bare.uid = jstr(json_object_get(obj, "metadata"), "uid");
+        bare.status = json_object_get(obj, "status");
+        bare.generation = json_integer_value(jpath(obj, "metadata", "generation"));
+        rc = bare.uid ? fail_analysis(c, &bare, "InvalidSpec", e->msg, NULL, e) : 0;
+        json_decref(obj);
+        return rc;
+    }
+    json_decref(obj);
+    phase = jstr(a.status, "phase");
+    if (a.deleting || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))) {
+        window_release(c->window, key);
+        goto out;
+    }
+    total = (long)json_integer_value(jpath(a.status, "plan", "batches"));
+    if (total <= 0)
+        rc = plan_step(c, &a, requeue_s, e);
+    else
+        rc = run_step(c, &a, total, requeue_s, e);
+out:
+    ana_release(&a);
+wake:
+    window_wake(c->window, wake, &wc);
+    return rc;
+}
