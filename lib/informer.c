@@ -1,66 +1,483 @@
-/* informer: see informer.h. Work in progress: entry points not yet written fail with KUBE_E_NOT_IMPLEMENTED. */
+/*
+ * informer: a cache of one resource kept current by a kube_watch; see
+ * informer.h.
+ *
+ * Objects are stored as compact JSON text in a strmap (key -> char *): far
+ * smaller than a jansson tree, and a private decoded copy per read keeps
+ * readers and the watch thread from sharing mutable objects. Each indexed
+ * label has a strmap of value -> set of keys (a strmap with NULL values).
+ */
 #include "informer.h"
 
-struct informer *informer_new(struct kube_client *c, const struct informer_opts *opts, struct kube_error *ke)
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kube_watch.h"
+#include "log.h"
+#include "monotime.h"
+#include "strbuf.h"
+#include "strmap.h"
+
+struct informer {
+    struct kube_client *c;
+    struct kube_watch *w;
+    struct informer_handlers h;
+    informer_transform_fn transform;
+    void *ud;
+    long resync_ms;
+    char *resource;                 /* for log lines */
+
+    char **labels;                  /* indexed label keys */
+    struct strmap *index;           /* per label: value -> struct strmap * (set of keys) */
+    int nlabels;
+
+    pthread_rwlock_t lock;          /* guards objs and index */
+    struct strmap objs;             /* key -> compact JSON text */
+
+    pthread_mutex_t handler_mu;     /* handlers run one at a time */
+
+    pthread_mutex_t mu;             /* guards synced, stopping; cv signals both */
+    pthread_cond_t cv;
+    int synced, stopping;
+
+    pthread_t watch_thread, resync_thread;
+    int watch_started, resync_started;
+};
+
+/* ---- label index (write lock held) ----------------------------------- */
+
+static const char *label_of(const json_t *obj, const char *key)
 {
-    (void)c;
-    (void)opts;
-    (void)ke;
-    if (ke)
-        err_set(&ke->err, KUBE_E_NOT_IMPLEMENTED, "informer_new: not implemented");
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), key));
+}
+
+static void index_del(struct informer *inf, int i, const char *value, const char *key)
+{
+    struct strmap *set = strmap_get(&inf->index[i], value);
+
+    if (!set)
+        return;
+    strmap_remove(set, key, NULL);
+    if (set->count == 0) {
+        strmap_remove(&inf->index[i], value, NULL);
+        strmap_clear(set, NULL);
+        free(set);
+    }
+}
+
+static int index_add(struct informer *inf, int i, const char *value, const char *key)
+{
+    struct strmap *set = strmap_get(&inf->index[i], value);
+
+    if (!set) {
+        set = calloc(1, sizeof(*set));
+        if (!set || strmap_put(&inf->index[i], value, set, NULL) < 0) {
+            free(set);
+            return -1;
+        }
+    }
+    return strmap_put(set, key, NULL, NULL);
+}
+
+/* Moves key from its old label values (old may be NULL) to those of cur (may be NULL). */
+static int index_update(struct informer *inf, const char *key, const json_t *old,
+                        const json_t *cur)
+{
+    const char *was, *now;
+    int i, rc = 0;
+
+    for (i = 0; i < inf->nlabels; i++) {
+        was = old ? label_of(old, inf->labels[i]) : NULL;
+        now = cur ? label_of(cur, inf->labels[i]) : NULL;
+        if (was && now && strcmp(was, now) == 0)
+            continue;
+        if (was)
+            index_del(inf, i, was, key);
+        if (now && index_add(inf, i, now, key) < 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+static void free_set(void *set)
+{
+    strmap_clear(set, NULL);
+    free(set);
+}
+
+/* ---- events from the watch (the watch thread) ------------------------ */
+
+static json_t *decode(const char *text)
+{
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+/* "namespace/name" or "name". */
+static int key_of(struct strbuf *sb, const json_t *obj)
+{
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+
+    if (!name)
+        return -1;
+    if (ns && *ns)
+        return strbuf_addf(sb, "%s/%s", ns, name);
+    return strbuf_adds(sb, name);
+}
+
+static void call_locked(struct informer *inf, enum kube_event_type type, const json_t *old,
+                        const json_t *cur)
+{
+    pthread_mutex_lock(&inf->handler_mu);
+    if (type == KUBE_EVENT_DELETED)
+        inf->h.on_delete(inf->ud, old);
+    else if (old)
+        inf->h.on_update(inf->ud, old, cur);
+    else
+        inf->h.on_add(inf->ud, cur);
+    pthread_mutex_unlock(&inf->handler_mu);
+}
+
+static void on_event(void *ud, enum kube_event_type type, json_t *obj)
+{
+    struct informer *inf = ud;
+    struct strbuf key = STRBUF_INIT;
+    json_t *old_obj = NULL;
+    char *text = NULL;
+    void *old = NULL;
+    int had, notify;
+
+    if (key_of(&key, obj) < 0)
+        goto out;
+    if (type != KUBE_EVENT_DELETED) {
+        /* Nobody needs managedFields; they are often the largest part. */
+        json_object_del(json_object_get(obj, "metadata"), "managedFields");
+        if (inf->transform)
+            inf->transform(obj, inf->ud);
+        text = json_dumps(obj, JSON_COMPACT);
+        if (!text)
+            goto nomem;
+    }
+    pthread_rwlock_wrlock(&inf->lock);
+    if (text)
+        had = strmap_put(&inf->objs, key.buf, text, &old) == 0;
+    else
+        had = strmap_remove(&inf->objs, key.buf, &old);
+    if (text && !had) {
+        pthread_rwlock_unlock(&inf->lock);
+        goto nomem;
+    }
+    text = NULL;
+    notify = type == KUBE_EVENT_DELETED ? inf->h.on_delete != NULL
+                                        : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
+    if (old && (inf->nlabels || notify))
+        old_obj = decode(old);
+    if (index_update(inf, key.buf, old_obj, type == KUBE_EVENT_DELETED ? NULL : obj) < 0)
+        log_error(NULL, "informer %s: out of memory indexing %s", inf->resource, key.buf);
+    pthread_rwlock_unlock(&inf->lock);
+
+    /* A delete of something never cached has nothing to report. */
+    if (notify && (type != KUBE_EVENT_DELETED || old_obj))
+        call_locked(inf, type, old_obj, obj);
+    goto out;
+nomem:
+    log_error(NULL, "informer %s: out of memory caching %s", inf->resource, key.buf);
+out:
+    json_decref(old_obj);
+    free(old);
+    free(text);
+    strbuf_release(&key);
+}
+
+static void on_synced(void *ud)
+{
+    struct informer *inf = ud;
+    int first;
+
+    pthread_mutex_lock(&inf->mu);
+    first = !inf->synced;
+    inf->synced = 1;
+    pthread_cond_broadcast(&inf->cv);
+    pthread_mutex_unlock(&inf->mu);
+    if (first && inf->h.on_synced) {
+        pthread_mutex_lock(&inf->handler_mu);
+        inf->h.on_synced(inf->ud);
+        pthread_mutex_unlock(&inf->handler_mu);
+    }
+}
+
+static void *watch_main(void *arg)
+{
+    struct informer *inf = arg;
+    struct kube_error *ke = calloc(1, sizeof(*ke));
+
+    /* Without on_error the watch retries every failure until stopped. */
+    if (ke && kube_watch_run(inf->w, ke) < 0)
+        log_error(NULL, "informer %s: watch ended: %s", inf->resource, ke->err.msg);
+    free(ke);
+    return NULL;
+}
+
+/* ---- resync (its own thread) ----------------------------------------- */
+
+static int collect_key(const char *key, void *value, void *ud)
+{
+    struct strbuf *keys = ud;
+
+    (void)value;
+    return strbuf_add(keys, key, strlen(key) + 1) < 0;
+}
+
+/* Calls on_update(obj, obj) for every cached object. */
+static void resync(struct informer *inf)
+{
+    struct strbuf keys = STRBUF_INIT;
+    const char *k;
+    json_t *obj;
+    int rc;
+
+    /* Keys first, then one object at a time: never a decoded copy of the whole cache. */
+    pthread_rwlock_rdlock(&inf->lock);
+    rc = strmap_each(&inf->objs, collect_key, &keys);
+    pthread_rwlock_unlock(&inf->lock);
+    if (rc) {
+        log_error(NULL, "informer %s: out of memory for a resync", inf->resource);
+        goto out;
+    }
+    for (k = keys.buf; k < keys.buf + keys.len; k += strlen(k) + 1) {
+        pthread_rwlock_rdlock(&inf->lock);
+        obj = decode(strmap_get(&inf->objs, k));
+        pthread_rwlock_unlock(&inf->lock);
+        if (obj)
+            call_locked(inf, KUBE_EVENT_MODIFIED, obj, obj);
+        json_decref(obj);
+    }
+out:
+    strbuf_release(&keys);
+}
+
+static void *resync_main(void *arg)
+{
+    struct informer *inf = arg;
+    struct timespec until;
+    int stopping = 0;
+
+    while (!stopping) {
+        until = monotime_timespec(monotime_now() + (double)inf->resync_ms / 1000);
+        pthread_mutex_lock(&inf->mu);
+        while (!inf->stopping && pthread_cond_timedwait(&inf->cv, &inf->mu, &until) == 0)
+            ;
+        stopping = inf->stopping;
+        pthread_mutex_unlock(&inf->mu);
+        if (!stopping && informer_has_synced(inf))
+            resync(inf);
+    }
+    return NULL;
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+struct informer *informer_new(struct kube_client *c, const struct informer_opts *opts,
+                              struct kube_error *ke)
+{
+    struct kube_watch_opts wo = {
+        .res = opts->res,
+        .label_selector = opts->label_selector,
+        .field_selector = opts->field_selector,
+        .page_size = opts->page_size,
+        .h = { .on_event = on_event, .on_synced = on_synced },
+    };
+    struct informer *inf;
+    int i, n = 0;
+
+    kube_error_clear(ke);
+    inf = calloc(1, sizeof(*inf));
+    if (!inf)
+        goto nomem_early;
+    inf->c = c;
+    inf->h = opts->h;
+    inf->transform = opts->transform;
+    inf->ud = opts->ud;
+    inf->resync_ms = opts->resync_ms > 0 ? opts->resync_ms : 0;
+    pthread_rwlock_init(&inf->lock, NULL);
+    pthread_mutex_init(&inf->handler_mu, NULL);
+    pthread_mutex_init(&inf->mu, NULL);
+    if (monotime_cond_init(&inf->cv) != 0) {
+        free(inf);
+        goto nomem_early;
+    }
+    while (opts->index_labels && opts->index_labels[n])
+        n++;
+    inf->resource = strdup(opts->res.resource ? opts->res.resource : "?");
+    inf->labels = calloc((size_t)n + 1, sizeof(*inf->labels));
+    inf->index = calloc((size_t)n + 1, sizeof(*inf->index));
+    if (!inf->resource || !inf->labels || !inf->index)
+        goto nomem;
+    for (i = 0; i < n; i++, inf->nlabels++)
+        if (!(inf->labels[i] = strdup(opts->index_labels[i])))
+            goto nomem;
+    wo.ud = inf;
+    inf->w = kube_watch_new(c, &wo, ke);
+    if (!inf->w)
+        goto fail;
+    return inf;
+nomem:
+    err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
+fail:
+    informer_free(inf);
+    return NULL;
+nomem_early:
+    err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
     return NULL;
 }
 
 int informer_start(struct informer *inf, struct kube_error *ke)
 {
-    (void)inf;
-    (void)ke;
-    if (ke)
-        err_set(&ke->err, KUBE_E_NOT_IMPLEMENTED, "informer_start: not implemented");
-    return -1;
+    int rc;
+
+    if (inf->watch_started)
+        return 0;
+    rc = pthread_create(&inf->watch_thread, NULL, watch_main, inf);
+    if (rc)
+        return err_errno(&ke->err, rc, "informer %s: start the watch thread", inf->resource);
+    inf->watch_started = 1;
+    if (inf->resync_ms) {
+        rc = pthread_create(&inf->resync_thread, NULL, resync_main, inf);
+        if (rc)
+            return err_errno(&ke->err, rc, "informer %s: start the resync thread",
+                             inf->resource);
+        inf->resync_started = 1;
+    }
+    return 0;
 }
 
 int informer_has_synced(struct informer *inf)
 {
-    (void)inf;
-    return 0;
+    int s;
+
+    pthread_mutex_lock(&inf->mu);
+    s = inf->synced;
+    pthread_mutex_unlock(&inf->mu);
+    return s;
 }
 
 int informer_wait_synced(struct informer *inf, long timeout_ms)
 {
-    (void)inf;
-    (void)timeout_ms;
-    return -1;
+    struct timespec until = monotime_timespec(monotime_now() + (double)timeout_ms / 1000);
+    int rc = 0;
+
+    pthread_mutex_lock(&inf->mu);
+    while (!inf->synced && !inf->stopping && rc == 0)
+        rc = timeout_ms < 0 ? pthread_cond_wait(&inf->cv, &inf->mu)
+                            : pthread_cond_timedwait(&inf->cv, &inf->mu, &until);
+    rc = inf->synced ? 0 : -1;
+    pthread_mutex_unlock(&inf->mu);
+    return rc;
 }
 
 json_t *informer_get(struct informer *inf, const char *ns, const char *name)
 {
-    (void)inf;
-    (void)ns;
-    (void)name;
-    return NULL;
+    struct strbuf key = STRBUF_INIT;
+    json_t *obj = NULL;
+
+    if ((ns && *ns ? strbuf_addf(&key, "%s/%s", ns, name) : strbuf_adds(&key, name)) == 0) {
+        pthread_rwlock_rdlock(&inf->lock);
+        obj = decode(strmap_get(&inf->objs, key.buf));
+        pthread_rwlock_unlock(&inf->lock);
+    }
+    strbuf_release(&key);
+    return obj;
+}
+
+struct list_ctx {
+    const struct strmap *objs;
+    json_t *out;
+};
+
+static int append_decoded(const char *key, void *value, void *ud)
+{
+    struct list_ctx *l = ud;
+    const char *text = l->objs ? strmap_get(l->objs, key) : value;
+
+    return text && json_array_append_new(l->out, decode(text)) < 0;
 }
 
 json_t *informer_list(struct informer *inf, const char *label_key, const char *label_value)
 {
-    (void)inf;
-    (void)label_key;
-    (void)label_value;
-    return NULL;
+    struct list_ctx l = { NULL, json_array() };
+    const struct strmap *set = NULL;
+    int i, rc = 0;
+
+    if (!l.out)
+        return NULL;
+    pthread_rwlock_rdlock(&inf->lock);
+    if (!label_key) {
+        rc = strmap_each(&inf->objs, append_decoded, &l);
+    } else {
+        for (i = 0; i < inf->nlabels; i++)
+            if (strcmp(inf->labels[i], label_key) == 0)
+                set = strmap_get(&inf->index[i], label_value);
+        l.objs = &inf->objs;
+        if (set)
+            rc = strmap_each(set, append_decoded, &l);
+    }
+    pthread_rwlock_unlock(&inf->lock);
+    if (rc) {
+        json_decref(l.out);
+        return NULL;
+    }
+    return l.out;
 }
 
 size_t informer_count(struct informer *inf)
 {
-    (void)inf;
-    return 0;
+    size_t n;
+
+    pthread_rwlock_rdlock(&inf->lock);
+    n = inf->objs.count;
+    pthread_rwlock_unlock(&inf->lock);
+    return n;
 }
 
 void informer_stop(struct informer *inf)
 {
-    (void)inf;
+    pthread_mutex_lock(&inf->mu);
+    inf->stopping = 1;
+    pthread_cond_broadcast(&inf->cv);
+    pthread_mutex_unlock(&inf->mu);
+    if (inf->w)
+        kube_watch_stop(inf->w);
+    if (inf->watch_started)
+        pthread_join(inf->watch_thread, NULL);
+    if (inf->resync_started)
+        pthread_join(inf->resync_thread, NULL);
+    inf->watch_started = inf->resync_started = 0;
 }
 
 void informer_free(struct informer *inf)
 {
-    (void)inf;
+    int i;
+
+    if (!inf)
+        return;
+    informer_stop(inf);
+    kube_watch_free(inf->w);
+    strmap_clear(&inf->objs, free);
+    for (i = 0; i < inf->nlabels; i++) {
+        strmap_clear(&inf->index[i], free_set);
+        free(inf->labels[i]);
+    }
+    free(inf->labels);
+    free(inf->index);
+    free(inf->resource);
+    pthread_rwlock_destroy(&inf->lock);
+    pthread_mutex_destroy(&inf->handler_mu);
+    pthread_mutex_destroy(&inf->mu);
+    pthread_cond_destroy(&inf->cv);
+    free(inf);
 }

@@ -9,9 +9,11 @@
  * what the consumer does not need (e.g. a ConfigMap's data), so 20,000
  * ConfigMaps fit in a few megabytes. Reads decode a private copy.
  *
- * Threads: handlers run on the informer's thread, one at a time, after the
- * cache has been updated and with no lock held, so they may call
- * informer_get()/informer_list(). Every other function is thread-safe.
+ * Threads: the watch runs on the informer's own thread, resyncs on a second
+ * one. Handlers run one at a time (never concurrently), after the cache has
+ * been updated and with no cache lock held, so they may call informer_get()
+ * and informer_list(); a slow handler delays the watch. Every other
+ * function is thread-safe.
  */
 #ifndef PLATEOP_INFORMER_H
 #define PLATEOP_INFORMER_H

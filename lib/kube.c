@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "version.h"
 
 void kube_error_clear(struct kube_error *ke)
@@ -314,10 +315,7 @@ static void global_init(void)
 
 static long long now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)(monotime_now() * 1000);
 }
 
 static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
@@ -1003,7 +1001,6 @@ static void run_xfers(struct kube_client *c, struct xfer **xs, int n, int parall
             struct xfer *x = xs[retry[i]];
 
             if (x->next_ms > now) {
-                wake = x->next_ms < wake ? x->next_ms : wake;
                 i++;
                 continue;
             }
@@ -1043,7 +1040,11 @@ static void run_xfers(struct kube_client *c, struct xfer **xs, int n, int parall
                 retry[nretry++] = x->slot;
         }
         if (remaining > 0 && (active > 0 || nretry > 0)) {
-            long wait = (long)(wake - now_ms());
+            long wait;
+
+            for (i = 0; i < nretry; i++)
+                wake = xs[retry[i]]->next_ms < wake ? xs[retry[i]]->next_ms : wake;
+            wait = (long)(wake - now_ms());
 
             curl_multi_poll(m, NULL, 0, wait > 0 ? (int)wait : 0, NULL);
         }

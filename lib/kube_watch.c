@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "strmap.h"
 
 static const char *const type_names[] = {
@@ -261,7 +262,8 @@ struct kube_watch *kube_watch_new(struct kube_client *c, const struct kube_watch
     w->ud = opts->ud;
     atomic_init(&w->stop, 0);
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
+    if (monotime_cond_init(&w->cv) != 0)
+        fail = 1;
     if (fail) {
         kube_watch_free(w);
         err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
@@ -299,15 +301,8 @@ void kube_watch_stop(struct kube_watch *w)
 /* Sleeps ms unless stopped first. */
 static void pause_ms(struct kube_watch *w, long ms)
 {
-    struct timespec until;
+    struct timespec until = monotime_timespec(monotime_now() + (double)ms / 1000);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock(&w->mu);
     while (!atomic_load(&w->stop)
            && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
