@@ -86,6 +86,7 @@ struct pod_rec {
     time_t start_time;
     long long retry_at;
     char *fail_reason, *fail_message;   /* a pod-level failure */
+    int stop_fail;                /* the agent's stop interrupted it: report it Failed */
     int deleting;
     long long kill_deadline;
     int killed;
@@ -714,7 +715,8 @@ static void fail_pod(struct pod_rec *p, const char *reason, const char *message)
         c->cur.code = 137;
         snprintf(c->cur.reason, sizeof(c->cur.reason), "%s", reason);
         c->cur.message = strdup(message);
-        c->cur.started = c->cur.finished = now;
+        c->cur.started = c->state == C_RUNNING ? c->proc.started.tv_sec : p->start_time;
+        c->cur.finished = now;
         c->cur.run = c->restarts;
         c->has_cur = 1;
         c->state = C_TERMINATED;
@@ -942,20 +944,30 @@ static void begin_delete(struct pod_rec *p)
 
 /* ---- events -------------------------------------------------------------- */
 
-/* Fills container records of a pod this agent did not run from its reported status. */
-static void adopt_status(struct pod_rec *p)
+/*
+ * Takes over what the reported status of a pod this agent did not run says:
+ * start time, restart counts (so the last run's log is served), and, for a
+ * finished pod, that its containers are done.
+ */
+static void adopt_status(struct agent *a, struct pod_rec *p, int finished)
 {
-    const json_t *sts = json_object_get(json_object_get(p->pod, "status"), "containerStatuses");
-    const json_t *s;
+    const json_t *status = json_object_get(p->pod, "status"), *s;
+    const json_t *sts = json_object_get(status, "containerStatuses");
+    struct timespec ts;
     size_t i, j;
 
+    if (str(status, "startTime") && timefmt_parse(str(status, "startTime"), &ts, NULL) == 0)
+        p->start_time = ts.tv_sec;
+    pthread_mutex_lock(&a->lock);
     json_array_foreach(sts, i, s)
         for (j = 0; j < p->n; j++)
             if (str(s, "name") && strcmp(str(s, "name"), p->c[j].name) == 0) {
                 p->c[j].restarts = (int)json_integer_value(json_object_get(s, "restartCount"));
                 p->c[j].log_path = log_path(p, p->c[j].name, p->c[j].restarts);
-                p->c[j].state = C_TERMINATED;
             }
+    for (j = 0; j < p->n && finished; j++)
+        p->c[j].state = C_TERMINATED;
+    pthread_mutex_unlock(&a->lock);
 }
 
 static void handle_new(struct agent *a, json_t *obj)
@@ -970,9 +982,7 @@ static void handle_new(struct agent *a, json_t *obj)
     }
     if (phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)) {
         /* Finished before: only its logs are left to serve. */
-        pthread_mutex_lock(&a->lock);
-        adopt_status(p);
-        pthread_mutex_unlock(&a->lock);
+        adopt_status(a, p, 1);
         p->terminal = 1;
         p->started = 1;
     } else if (meta(obj, "deletionTimestamp")) {
@@ -983,9 +993,7 @@ static void handle_new(struct agent *a, json_t *obj)
         for (size_t i = 0; i < p->n; i++)
             p->c[i].state = C_TERMINATED;
     } else if (phase && strcmp(phase, "Pending") != 0) {
-        pthread_mutex_lock(&a->lock);
-        adopt_status(p);
-        pthread_mutex_unlock(&a->lock);
+        adopt_status(a, p, 0);
         fail_pod(p, "NodeAgentRestarted",
                  "the node agent restarted and no longer runs this pod's processes");
         log_warn(NULL, "pod %s/%s: was %s under an earlier node agent: reported Failed",
@@ -1097,6 +1105,8 @@ static void step_pod(struct agent *a, struct pod_rec *p, long long now)
             start_container(a, p, c);
         }
     }
+    if (a->stopping)
+        return;
     if (!p->started && !p->fail_reason && !p->deleting && !p->gone && now >= p->retry_at)
         try_start(a, p);
     if (p->deleting && !p->killed && now >= p->kill_deadline && pod_live(p)) {
@@ -1141,16 +1151,24 @@ static void drain_events(struct agent *a)
     }
 }
 
-/* Stops every container: SIGTERM, SIGKILL after STOP_GRACE_MS, all reaped and drained. */
+/*
+ * Stops every container: SIGTERM, SIGKILL after STOP_GRACE_MS, all reaped and
+ * drained; pods interrupted so are reported Failed, others as they ended.
+ */
 static void stop_all(struct agent *a)
 {
     long long deadline = now_ms() + STOP_GRACE_MS;
     struct pod_rec *p;
+    size_t i;
     int live, killed = 0;
 
     a->stopping = 1;
-    for (p = a->pods; p; p = p->next)
+    for (p = a->pods; p; p = p->next) {
+        for (i = 0; i < p->n; i++)
+            p->stop_fail |= p->started && !p->terminal &&
+                            (ctr_live(&p->c[i]) || p->c[i].state == C_BACKOFF);
         kill_pod(p, SIGTERM);
+    }
     do {
         reap(a);
         live = 0;
@@ -1167,10 +1185,13 @@ static void stop_all(struct agent *a)
             usleep(50000);
     } while (live);
     for (p = a->pods; p; p = p->next) {
-        if (p->terminal || p->gone || p->deleting || !p->started)
+        if (p->gone || p->deleting)
             continue;
-        fail_pod(p, "NodeAgentStopped", "the node agent stopped and killed this pod's processes");
-        send_status(a, p);
+        if (p->stop_fail)
+            fail_pod(p, "NodeAgentStopped",
+                     "the node agent stopped and killed this pod's processes");
+        if (p->dirty && !p->terminal)
+            send_status(a, p);
     }
 }
 
