@@ -365,8 +365,8 @@ static enum scan scan_record(struct csv_reader *r, size_t *nfields, size_t *next
     return SCAN_RECORD;
 }
 
-/* Undoes quoting in place and NUL-terminates every field. */
-static void decode_fields(struct csv_field *f, size_t n)
+/* Undoes quoting in place and NUL-terminates every field (unless nul is 0). */
+static void decode_fields(struct csv_field *f, size_t n, int nul)
 {
     size_t k, i, o;
 
@@ -382,7 +382,8 @@ static void decode_fields(struct csv_field *f, size_t n)
             f[k].len = o;
             f[k].quoted = 1;
         }
-        f[k].data[f[k].len] = '\0';
+        if (nul)
+            f[k].data[f[k].len] = '\0';
     }
 }
 
@@ -477,7 +478,7 @@ int csv_read(struct csv_reader *r, struct csv_record **rec, struct err *e)
             return fail(r, e);
         }
     }
-    decode_fields(r->fields, nfields);
+    decode_fields(r->fields, nfields, !(r->flags & CSV_NO_NUL));
     r->rec.fields = r->fields;
     r->rec.nfields = nfields;
     r->rec.line = r->line;

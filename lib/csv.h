@@ -63,11 +63,17 @@ enum csv_read_flags {
                                    CSV_ERR_TRUNCATED: files that writers always end
                                    with a newline are then checked for truncation */
     CSV_SKIP_EMPTY = 1 << 2,    /* skip lines with nothing on them */
+    CSV_NO_NUL = 1 << 3,        /* fields are not NUL-terminated, so the input bytes
+                                   after an unquoted field stay as they were: a run of
+                                   unquoted fields k..m can then be copied as one
+                                   span, fields[k].data up to fields[m].data +
+                                   fields[m].len (the merge's fast path) */
 };
 
 /* One field of the current record. */
 struct csv_field {
-    char *data;     /* decoded value, NUL-terminated (data[len] == 0); may hold NULs */
+    char *data;     /* decoded value, NUL-terminated (data[len] == 0) unless
+                       CSV_NO_NUL; may hold NULs */
     size_t len;
     int quoted;     /* it was quoted in the input; an unquoted field holds no
                        comma, quote, CR or LF, so it can be written verbatim */

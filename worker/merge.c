@@ -31,25 +31,34 @@ struct colset {
     size_t nslots;
 };
 
-static size_t hash_name(const char *s)
+static size_t hash_name(const char *s, size_t len)
 {
-    size_t h = 1469598103934665603ULL;
+    size_t h = 1469598103934665603ULL, i;
 
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    for (i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     return h;
 }
 
-static long colset_find(const struct colset *c, const char *name)
+/* The index of the name s[0..len), or -1. */
+static long colset_findn(const struct colset *c, const char *s, size_t len)
 {
     size_t i;
 
     if (!c->nslots)
         return -1;
-    for (i = hash_name(name) & (c->nslots - 1); c->slots[i]; i = (i + 1) & (c->nslots - 1))
-        if (strcmp(c->names[c->slots[i] - 1], name) == 0)
+    for (i = hash_name(s, len) & (c->nslots - 1); c->slots[i]; i = (i + 1) & (c->nslots - 1)) {
+        const char *name = c->names[c->slots[i] - 1];
+
+        if (strncmp(name, s, len) == 0 && name[len] == '\0')
             return (long)c->slots[i] - 1;
+    }
     return -1;
+}
+
+static long colset_find(const struct colset *c, const char *name)
+{
+    return colset_findn(c, name, strlen(name));
 }
 
 static int colset_rehash(struct colset *c)
@@ -60,7 +69,8 @@ static int colset_rehash(struct colset *c)
     if (!slots)
         return -1;
     for (i = 0; i < c->n; i++) {
-        for (j = hash_name(c->names[i]) & (nslots - 1); slots[j]; j = (j + 1) & (nslots - 1))
+        for (j = hash_name(c->names[i], strlen(c->names[i])) & (nslots - 1); slots[j];
+             j = (j + 1) & (nslots - 1))
             ;
         slots[j] = i + 1;
     }
@@ -86,7 +96,8 @@ static long colset_add(struct colset *c, const char *name)
         return -1;
     if (!(c->names[c->n] = strdup(name)))
         return -1;
-    for (j = hash_name(name) & (c->nslots - 1); c->slots[j]; j = (j + 1) & (c->nslots - 1))
+    for (j = hash_name(name, strlen(name)) & (c->nslots - 1); c->slots[j];
+         j = (j + 1) & (c->nslots - 1))
         ;
     c->slots[j] = c->n + 1;
     return (long)c->n++;
@@ -104,6 +115,18 @@ static void colset_free(struct colset *c)
 }
 
 /* ---- batches ---- */
+
+/*
+ * One step of building an output row: a run of consecutive batch fields
+ * (copied as one span when none is quoted), ImageNumber, the batch id, or
+ * an empty field for a missing column.
+ */
+enum op_kind { OP_RUN, OP_IMAGE, OP_BATCH, OP_EMPTY };
+
+struct op {
+    enum op_kind kind;
+    size_t first, last;         /* batch fields of OP_RUN and OP_IMAGE */
+};
 
 struct batch {
     char *dir;
@@ -124,7 +147,8 @@ struct merge {
     size_t ntables;
     struct csv_reader *r;
     size_t *map;                /* merged column -> batch column + 1 (0: missing) */
-    size_t map_cap;
+    struct op *ops;             /* how to build an output row from a batch row */
+    size_t nops, map_cap;
 };
 
 static void batch_free(struct batch *b)
@@ -189,6 +213,8 @@ static int add_batch(struct merge *m, const char *dir, struct err *e)
             return err_prefix(e, "%s/%s", dir, MANIFEST_FILE);
         }
     }
+    /* Column lists are large (hundreds per table); headers come from the files. */
+    json_object_del(b.manifest, "tables");
     if (m->nb % 64 == 0) {
         struct batch *nb = realloc(m->b, (m->nb + 64) * sizeof(*nb));
 
@@ -327,7 +353,7 @@ static int out_sink(void *ctx, const void *data, size_t len, struct err *e)
 
 /* Opens a batch's table for reading, after checking its size against the manifest. */
 static struct csv_reader *open_batch_table(const struct batch *b, const struct manifest_table *t,
-                                           size_t bufsize, struct err *e)
+                                           size_t bufsize, unsigned flags, struct err *e)
 {
     struct strbuf path = STRBUF_INIT;
     struct csv_reader *r = NULL;
@@ -339,7 +365,7 @@ static struct csv_reader *open_batch_table(const struct batch *b, const struct m
     } else if ((uint64_t)st.st_size != t->bytes) {
         err_set(e, EINVAL, "batch %s: %s has %llu bytes, its manifest says %llu (truncated or changed)",
                 b->id, path.buf, (unsigned long long)st.st_size, (unsigned long long)t->bytes);
-    } else if ((r = csv_reader_open(path.buf, CSV_REQUIRE_EOL, e)) != NULL &&
+    } else if ((r = csv_reader_open(path.buf, CSV_REQUIRE_EOL | flags, e)) != NULL &&
                csv_reader_set_bufsize(r, bufsize, CSV_RECORD_MAX, e) < 0) {
         csv_reader_free(r);
         r = NULL;
@@ -365,7 +391,8 @@ static int merged_header(struct merge *m, const char *table, struct colset *cols
     int rc = 0;
 
     for (i = 0; i < m->nb && rc == 0; i++) {
-        struct csv_reader *r = open_batch_table(&m->b[i], batch_table(&m->b[i], table), HEADER_BUF, e);
+        struct csv_reader *r = open_batch_table(&m->b[i], batch_table(&m->b[i], table), HEADER_BUF, 0,
+                                                 e);
 
         rc = r && read_header(r, &rec, e) == 0 ? 0 : -1;
         for (k = 0; rc == 0 && k < rec->nfields; k++) {
@@ -387,32 +414,53 @@ static int merged_header(struct merge *m, const char *table, struct colset *cols
     return rc;
 }
 
-/* Maps merged columns to the batch header's; lists the missing ones in *missing. */
+/*
+ * Maps merged columns to the batch header's, lists the missing ones in
+ * *missing, and plans the row copy (m->ops).
+ */
 static int map_columns(struct merge *m, const struct colset *cols, const struct csv_record *h,
                        json_t *missing, struct err *e)
 {
+    long image_col = colset_find(cols, IMAGE_COLUMN), batch_col = colset_find(cols, BATCH_COLUMN);
     size_t i;
     long k;
 
     if (m->map_cap < cols->n) {
         free(m->map);
+        free(m->ops);
         m->map = calloc(cols->n, sizeof(*m->map));
-        if (!m->map)
+        m->ops = calloc(cols->n, sizeof(*m->ops));
+        if (!m->map || !m->ops)
             return err_set(e, ENOMEM, "out of memory");
         m->map_cap = cols->n;
     }
     memset(m->map, 0, cols->n * sizeof(*m->map));
     for (i = 0; i < h->nfields; i++) {
-        k = colset_find(cols, h->fields[i].data);
+        k = colset_findn(cols, h->fields[i].data, h->fields[i].len);
         if (k < 0)
-            return err_set(e, EINVAL, "%s: column '%s' changed since the header was read",
-                           csv_reader_name(m->r), h->fields[i].data);
+            return err_set(e, EINVAL, "%s: column '%.*s' changed since the header was read",
+                           csv_reader_name(m->r), (int)h->fields[i].len, h->fields[i].data);
         m->map[k] = i + 1;
     }
-    for (i = 0; i < cols->n; i++)
-        if (!m->map[i] && strcmp(cols->names[i], BATCH_COLUMN) != 0 &&
-            json_array_append_new(missing, json_string(cols->names[i])) < 0)
-            return err_set(e, ENOMEM, "out of memory");
+    m->nops = 0;
+    for (i = 0; i < cols->n; i++) {
+        struct op *prev = m->nops ? &m->ops[m->nops - 1] : NULL;
+        size_t f = m->map[i] - 1;
+
+        if ((long)i == batch_col) {
+            m->ops[m->nops++] = (struct op){ OP_BATCH, 0, 0 };
+        } else if (!m->map[i]) {
+            m->ops[m->nops++] = (struct op){ OP_EMPTY, 0, 0 };
+            if (json_array_append_new(missing, json_string(cols->names[i])) < 0)
+                return err_set(e, ENOMEM, "out of memory");
+        } else if ((long)i == image_col) {
+            m->ops[m->nops++] = (struct op){ OP_IMAGE, f, f };
+        } else if (prev && prev->kind == OP_RUN && prev->last + 1 == f) {
+            prev->last = f;
+        } else {
+            m->ops[m->nops++] = (struct op){ OP_RUN, f, f };
+        }
+    }
     return 0;
 }
 
@@ -427,23 +475,77 @@ static int write_u64(struct csv_writer *w, uint64_t v, struct err *e)
     return csv_write_raw(w, p, (size_t)(buf + sizeof(buf) - p), e);
 }
 
+/* Writes fields first..last: as one span when none was quoted, else field by field. */
+static int write_run(struct csv_writer *w, const struct csv_field *f, size_t first, size_t last,
+                     struct err *e)
+{
+    size_t i;
+
+    for (i = first; i <= last && !f[i].quoted; i++)
+        ;
+    if (i > last)
+        return csv_write_raw(w, f[first].data, (size_t)(f[last].data + f[last].len - f[first].data), e);
+    for (i = first; i <= last; i++)
+        if ((f[i].quoted ? csv_write_field(w, f[i].data, f[i].len, e)
+                         : csv_write_raw(w, f[i].data, f[i].len, e)) < 0)
+            return -1;
+    return 0;
+}
+
 /*
- * Streams one batch's rows into w. Returns WORKER_OK or a failure class.
- * The inner loop is the merge's hot path: one branch per field, and
- * unquoted fields are copied without a second scan.
+ * Writes one output row from a batch row following m->ops. Returns 0, -1
+ * on a write error, or -2 for an ImageNumber outside 1..image_count (e set).
  */
+static int write_row(struct merge *m, const struct batch *b, const struct csv_record *rec,
+                     struct csv_writer *w, struct err *e)
+{
+    const struct csv_field *f = rec->fields;
+    size_t i;
+    uint64_t v;
+
+    for (i = 0; i < m->nops; i++) {
+        const struct op *op = &m->ops[i];
+        int rc;
+
+        switch (op->kind) {
+        case OP_RUN:
+            rc = write_run(w, f, op->first, op->last, e);
+            break;
+        case OP_IMAGE:
+            if (manifest_parse_u64(f[op->first].data, f[op->first].len, &v) < 0 || v < 1 ||
+                v > b->image_count) {
+                err_set(e, EINVAL, "%s:%llu: ImageNumber '%.*s' outside 1..%llu (the batch's "
+                        "image_count)", csv_reader_name(m->r), (unsigned long long)rec->line,
+                        (int)f[op->first].len, f[op->first].data, (unsigned long long)b->image_count);
+                return -2;
+            }
+            rc = write_u64(w, v + b->offset, e);
+            break;
+        case OP_BATCH:
+            rc = csv_write_str(w, b->id, e);
+            break;
+        case OP_EMPTY:
+        default:
+            rc = csv_write_raw(w, "", 0, e);
+            break;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return csv_write_eol(w, e);
+}
+
+/* Streams one batch's rows into w. Returns WORKER_OK or a failure class. */
 static int copy_batch(struct merge *m, const struct batch *b, const struct manifest_table *t,
                       const struct colset *cols, struct csv_writer *w, struct out *out,
                       json_t *missing_all, uint64_t *rows, struct err *e)
 {
-    long image_col = colset_find(cols, IMAGE_COLUMN), batch_col = colset_find(cols, BATCH_COLUMN);
     json_t *missing = json_array();
     struct csv_record *rec;
     uint64_t n = 0;
-    size_t i;
     int got, rc = WORKER_BAD_INPUT;
 
-    m->r = missing ? open_batch_table(b, t, CSV_BUF_SIZE, e) : NULL;
+    m->r = missing ? open_batch_table(b, t, CSV_BUF_SIZE, CSV_NO_NUL, e) : NULL;
     if (!m->r || read_header(m->r, &rec, e) < 0 || map_columns(m, cols, rec, missing, e) < 0)
         goto out;
     if (json_array_size(missing) > 0) {
@@ -455,33 +557,14 @@ static int copy_batch(struct merge *m, const struct batch *b, const struct manif
         json_array_append_new(missing_all, json_pack("{s:s, s:O}", "batch", b->id, "columns", missing));
     }
     while ((got = csv_read(m->r, &rec, e)) == 1) {
-        for (i = 0; i < cols->n; i++) {
-            const struct csv_field *f;
-            int wr;
+        int wr = write_row(m, b, rec, w, e);
 
-            if ((long)i == batch_col) {
-                wr = csv_write_str(w, b->id, e);
-            } else if (!m->map[i]) {
-                wr = csv_write_raw(w, "", 0, e);
-            } else if (f = &rec->fields[m->map[i] - 1], (long)i == image_col) {
-                uint64_t v;
-
-                if (manifest_parse_u64(f->data, f->len, &v) < 0 || v < 1 || v > b->image_count) {
-                    err_set(e, EINVAL, "%s:%llu: ImageNumber '%s' outside 1..%llu (the batch's "
-                            "image_count)", csv_reader_name(m->r), (unsigned long long)rec->line,
-                            f->data, (unsigned long long)b->image_count);
-                    goto out;
-                }
-                wr = write_u64(w, v + b->offset, e);
-            } else {
-                wr = f->quoted ? csv_write_field(w, f->data, f->len, e)
-                               : csv_write_raw(w, f->data, f->len, e);
-            }
-            if (wr < 0)
-                goto write_error;
+        if (wr == -2)
+            goto out;
+        if (wr < 0) {
+            rc = out->write_failed ? WORKER_WRITE_FAILED : WORKER_BAD_INPUT;
+            goto out;
         }
-        if (csv_write_eol(w, e) < 0)
-            goto write_error;
         n++;
     }
     if (got < 0)
@@ -494,9 +577,6 @@ static int copy_batch(struct merge *m, const struct batch *b, const struct manif
     }
     *rows += n;
     rc = WORKER_OK;
-    goto out;
-write_error:
-    rc = out->write_failed ? WORKER_WRITE_FAILED : WORKER_BAD_INPUT;
 out:
     csv_reader_free(m->r);
     m->r = NULL;
@@ -674,7 +754,7 @@ static int make_tmp(const char *dest, struct strbuf *tmp, struct err *e)
 
 int merge_batches(const struct merge_opts *o, struct err *e)
 {
-    struct merge m = { o, { o->analysis, NULL, NULL }, NULL, 0, NULL, NULL, 0, NULL, NULL, 0 };
+    struct merge m = { .o = o, .ctx = { o->analysis, NULL, NULL } };
     struct strbuf tmp = STRBUF_INIT;
     json_t *tables = json_array(), *root = NULL;
     double t0 = now_s();
@@ -723,6 +803,7 @@ out:
     free(m.b);
     free(m.tables);
     free(m.map);
+    free(m.ops);
     json_decref(m.failed);
     json_decref(tables);
     json_decref(root);

@@ -346,6 +346,27 @@ static void test_record_copy_keeps_quoting(void **state)
     strbuf_release(&sb);
 }
 
+static void test_no_nul_keeps_spans_copyable(void **state)
+{
+    const char *text = "a,b,c,d\n1,22,\"x,\"\"y\",4\n";
+    struct csv_reader *r;
+    struct csv_record *rec;
+    struct err e;
+
+    (void)state;
+    r = csv_reader_mem(text, strlen(text), "t", CSV_NO_NUL, &e);
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    /* Unquoted fields 0..1 as one span, delimiters intact. */
+    assert_int_equal(rec->fields[1].data + rec->fields[1].len - rec->fields[0].data, 4);
+    assert_memory_equal(rec->fields[0].data, "1,22", 4);
+    assert_int_equal(rec->fields[2].len, 4);
+    assert_memory_equal(rec->fields[2].data, "x,\"y", 4);
+    assert_int_equal(rec->fields[2].quoted, 1);
+    assert_memory_equal(rec->fields[3].data, "4", 1);
+    csv_reader_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_tap_sees_every_byte),
         cmocka_unit_test(test_write_error_is_reported_and_sticky),
         cmocka_unit_test(test_record_copy_keeps_quoting),
+        cmocka_unit_test(test_no_nul_keeps_spans_copyable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

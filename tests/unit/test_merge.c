@@ -171,6 +171,8 @@ static void test_quoting_crlf_and_empty_tables(void **state)
     make_batch(w, "b1", 1, "Image", "ImageNumber,Metadata_Path\r\n1,\"/a, \"\"b\"\"\r\nc\"\r\n", NULL);
     make_batch(w, "b2", 1, "Image", "ImageNumber,Metadata_Path\n", NULL);
     make_batch(w, "b3", 1, "Image", "Metadata_Path,ImageNumber\nplain,1\n", NULL);
+    /* A quoted field in a row otherwise copied as one span. */
+    make_batch(w, "b4", 1, "Image", "ImageNumber,Metadata_Path\n1,\"q,1\"\n", NULL);
     assert_int_equal(merge(w, NULL, 0), WORKER_OK);
     snprintf(path, sizeof(path), "%s/Image.csv", w->dest);
     r = csv_reader_open(path, CSV_REQUIRE_EOL, &w->e);
@@ -182,6 +184,9 @@ static void test_quoting_crlf_and_empty_tables(void **state)
     assert_string_equal(rec->fields[0].data, "3");
     assert_string_equal(rec->fields[1].data, "plain");
     assert_string_equal(rec->fields[2].data, "b3");
+    assert_int_equal(csv_read(r, &rec, &w->e), 1);
+    assert_string_equal(rec->fields[0].data, "4");
+    assert_string_equal(rec->fields[1].data, "q,1");
     assert_int_equal(csv_read(r, &rec, &w->e), 0);
     csv_reader_free(r);
 }
