@@ -149,6 +149,9 @@ static json_t *pod_template(const struct ana *a, const struct ctl_config *cfg, j
     json_t *volumes = json_deep_copy(cfg->volumes), *mounts = json_deep_copy(cfg->mounts);
     json_t *container;
 
+    /* Pods are owned by their Job: the uid ties them to this Analysis. */
+    json_object_set_new(labels_, OBJ_LABEL_UID, json_string(a->uid));
+
     if (extra_volume) {
         json_array_append_new(volumes, extra_volume);
         json_array_append_new(mounts, extra_mount);

@@ -27,6 +27,7 @@ struct strbuf;
 #define OBJ_LABEL_ANALYSIS "plateop.io/analysis"
 #define OBJ_LABEL_BATCH "plateop.io/batch"
 #define OBJ_LABEL_WELLS "plateop.io/wells"
+#define OBJ_LABEL_UID "plateop.io/analysis-uid"  /* on a Pod: its Analysis's uid */
 #define OBJ_LABEL_ROLE "plateop.io/role"       /* "batch" or "merge" */
 #define OBJ_LABEL_STATE "plateop.io/state"     /* on a ConfigMap: "succeeded" once seen */
 #define OBJ_ANN_WELLS "plateop.io/wells"

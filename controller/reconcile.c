@@ -96,7 +96,12 @@ static int owned_by(const json_t *obj, const char *uid)
     return 0;
 }
 
-/* The cached objects of one kind owned by the Analysis. */
+static const char *label_of(const json_t *o, const char *key);
+
+/*
+ * The cached objects of one kind that belong to the Analysis: owned by it,
+ * or (Pods, owned by their Jobs) labelled with its uid.
+ */
 static json_t *owned_list(struct informer *inf, const struct ana *a, const char *label)
 {
     json_t *all = informer_list(inf, OBJ_LABEL_ANALYSIS, label), *out = json_array(), *o;
@@ -104,8 +109,10 @@ static json_t *owned_list(struct informer *inf, const struct ana *a, const char 
 
     json_array_foreach(all, i, o) {
         const char *ns = jstr(json_object_get(o, "metadata"), "namespace");
+        const char *uid = label_of(o, OBJ_LABEL_UID);
 
-        if (ns && strcmp(ns, a->ns) == 0 && owned_by(o, a->uid))
+        if (ns && strcmp(ns, a->ns) == 0 &&
+            (owned_by(o, a->uid) || (uid && strcmp(uid, a->uid) == 0)))
             json_array_append(out, o);
     }
     json_decref(all);
@@ -328,6 +335,7 @@ static void cond_add(json_t *conds, const json_t *old, long long gen, const char
                      const char *status, const char *reason, const char *message)
 {
     const json_t *o;
+    json_t *cnd;
     const char *ltt = NULL;
     char now[32];
     size_t i;
@@ -339,11 +347,12 @@ static void cond_add(json_t *conds, const json_t *old, long long gen, const char
             ltt = jstr(o, "lastTransitionTime");
     }
     now_rfc3339(now);
-    json_array_append_new(conds, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "type", type, "status",
-                                           status, "reason", reason, "message",
-                                           message ? message : "", "lastTransitionTime",
-                                           ltt ? ltt : now, "observedGeneration",
-                                           (json_int_t)gen));
+    cnd = json_pack("{s:s,s:s,s:s,s:s,s:I}", "type", type, "status", status, "reason", reason,
+                    "lastTransitionTime", ltt ? ltt : now, "observedGeneration", (json_int_t)gen);
+    /* The 1.20 API server refuses empty strings in a CRD's status: omit them. */
+    if (cnd && message && *message)
+        json_object_set_new(cnd, "message", json_string(message));
+    json_array_append_new(conds, cnd);
 }
 
 enum phase { P_PENDING, P_BLOCKED, P_RUNNING, P_MERGING, P_SUCCEEDED, P_FAILED };
@@ -414,6 +423,15 @@ static int write_status(struct ctl *c, const struct ana *a, json_t *status, stru
         return 0;
     }
     obj = json_deep_copy(a->obj);
+    if (log_enabled(LOG_LEVEL_DEBUG)) {
+        char *dump = json_dumps(status, JSON_COMPACT);
+        char key[300];
+        struct log_ctx lc = { key, NULL, NULL };
+
+        ana_key(a, key, sizeof(key));
+        log_debug(&lc, "writing status %s", dump ? dump : "?");
+        free(dump);
+    }
     json_object_set_new(obj, "status", status);
     r.ns = a->ns;
     r.name = a->name;
@@ -675,10 +693,11 @@ static json_t *merge_results(const struct ana *a, const struct ctl *c, const str
     if (msg && msg[0] == '{')
         summary = json_loads(msg, 0, NULL);
     missing_wells(o, &miss);
-    res = json_pack("{s:s,s:o,s:s}", "path", path.buf, "tables",
+    res = json_pack("{s:s,s:o}", "path", path.buf, "tables",
                     json_is_array(json_object_get(summary, "tables"))
-                        ? json_incref(json_object_get(summary, "tables")) : json_array(),
-                    "missingWells", miss.buf);
+                        ? json_incref(json_object_get(summary, "tables")) : json_array());
+    if (res && miss.len)
+        json_object_set_new(res, "missingWells", json_string(miss.buf));
     json_decref(summary);
     strbuf_release(&path);
     strbuf_release(&miss);

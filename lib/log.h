@@ -31,6 +31,9 @@ struct log_ctx {
 /* Lines below this level are dropped. Default INFO. */
 void log_set_level(enum log_level level);
 
+/* Whether lines of this level are written (to skip building costly ones). */
+int log_enabled(enum log_level level);
+
 /*
  * Parses "debug", "info", "warn" or "error" (case-insensitive).
  * Returns 0 and sets *out, or -1 on an unknown name.
