@@ -3,14 +3,13 @@
  *
  * kube_event_record() builds the Event body and an aggregation key and
  * appends both to a FIFO. One thread per recorder drains the FIFO; it alone
- * owns the LRU cache of recently sent Events (a tsearch tree by key plus a
+ * owns the LRU cache of recently sent Events (a hash map by key plus a
  * recency list), so the cache needs no lock.
  */
 #include "kube_events.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <search.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 
 #include "log.h"
 #include "monotime.h"
+#include "strmap.h"
 #include "strbuf.h"
 
 /* Event names are DNS subdomains: at most 253 bytes, ".<16 hex digits>" included. */
@@ -57,7 +57,7 @@ struct kube_event_recorder {
     struct kube_event_stats stats;
 
     /* Recorder-thread state. */
-    void *seen_root;
+    struct strmap seen;         /* aggregation key -> struct seen */
     struct seen *newest, *oldest;
     int nseen;
 };
@@ -71,17 +71,9 @@ static void count_stat(struct kube_event_recorder *r, unsigned long *counter)
 
 /* ---- LRU of sent Events ---------------------------------------------- */
 
-static int seen_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct seen *)a)->key, ((const struct seen *)b)->key);
-}
-
 static struct seen *seen_find(struct kube_event_recorder *r, const char *key)
 {
-    struct seen probe = { .key = (char *)key };
-    void *node = tfind(&probe, &r->seen_root, seen_cmp);
-
-    return node ? *(struct seen **)node : NULL;
+    return strmap_get(&r->seen, key);
 }
 
 static void seen_unlink(struct kube_event_recorder *r, struct seen *s)
@@ -123,7 +115,7 @@ static void seen_evict_oldest(struct kube_event_recorder *r)
     struct seen *s = r->oldest;
 
     seen_unlink(r, s);
-    tdelete(s, &r->seen_root, seen_cmp);
+    strmap_remove(&r->seen, s->key, NULL);
     seen_free(s);
     r->nseen--;
 }
@@ -146,7 +138,7 @@ static void seen_record(struct kube_event_recorder *r, const char *key, const ch
         if (r->nseen >= r->cache_size)
             seen_evict_oldest(r);
         s = calloc(1, sizeof(*s));
-        if (!s || !(s->key = strdup(key)) || !tsearch(s, &r->seen_root, seen_cmp)) {
+        if (!s || !(s->key = strdup(key)) || strmap_put(&r->seen, key, s, NULL) < 0) {
             if (s)
                 free(s->key);
             free(s);
@@ -453,7 +445,7 @@ static void recorder_free(struct kube_event_recorder *r)
         r->head = p->next;
         pending_free(p);
     }
-    tdestroy(r->seen_root, seen_free);
+    strmap_clear(&r->seen, seen_free);
     free(r->component);
     free(r->host);
     pthread_cond_destroy(&r->work);

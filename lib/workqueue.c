@@ -1,8 +1,8 @@
 /*
  * workqueue: rate-limited work queue of string keys; see workqueue.h.
  *
- * Each key the queue knows has one struct wq_item, found through a
- * balanced tree (tsearch) keyed by the string. An item is in the FIFO when
+ * Each key the queue knows has one struct wq_item, found through a hash
+ * map (strmap) keyed by the string. An item is in the FIFO when
  * it is dirty and not held; in the delay heap when heap_idx != NO_HEAP; and
  * is freed as soon as none of those applies and it has no backoff left to
  * remember. Delayed items are promoted by whichever thread next looks at the
@@ -14,13 +14,13 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <search.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "monotime.h"
+#include "strmap.h"
 
 #define NO_HEAP SIZE_MAX
 
@@ -39,7 +39,7 @@ struct wq {
     pthread_cond_t cond;
     int shutdown;
 
-    void *items;            /* tsearch root of struct wq_item */
+    struct strmap items;    /* key -> struct wq_item */
     struct wq_item *head, *tail;
     size_t fifo_len;
     struct wq_item **heap;
@@ -49,23 +49,15 @@ struct wq {
     double tokens, tokens_at;   /* bucket level, and when it was computed */
 };
 
-static int item_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct wq_item *)a)->key, ((const struct wq_item *)b)->key);
-}
-
 static struct wq_item *find(struct wq *q, const char *key)
 {
-    struct wq_item probe = { .key = (char *)key };
-    void *node = tfind(&probe, &q->items, item_cmp);
-
-    return node ? *(struct wq_item **)node : NULL;
+    return strmap_get(&q->items, key);
 }
 
 /* Finds key's item or creates an idle one. NULL when out of memory. */
 static struct wq_item *find_or_create(struct wq *q, const char *key)
 {
-    struct wq_item *it = find(q, key), **node;
+    struct wq_item *it = find(q, key);
 
     if (it)
         return it;
@@ -76,8 +68,7 @@ static struct wq_item *find_or_create(struct wq *q, const char *key)
     it->heap_idx = NO_HEAP;
     if (!it->key)
         goto fail;
-    node = tsearch(it, &q->items, item_cmp);
-    if (!node)
+    if (strmap_put(&q->items, key, it, NULL) < 0)
         goto fail;
     return it;
 fail:
@@ -99,7 +90,7 @@ static void release_if_idle(struct wq *q, struct wq_item *it)
 {
     if (it->dirty || it->held || it->failures || it->heap_idx != NO_HEAP)
         return;
-    tdelete(it, &q->items, item_cmp);
+    strmap_remove(&q->items, it->key, NULL);
     item_free(it);
 }
 
@@ -296,7 +287,7 @@ void wq_free(struct wq *q)
 {
     if (!q)
         return;
-    tdestroy(q->items, item_free);
+    strmap_clear(&q->items, item_free);
     free(q->heap);
     pthread_cond_destroy(&q->cond);
     pthread_mutex_destroy(&q->mu);

@@ -31,8 +31,9 @@
  * or wq_len(); there is no timer thread.
  *
  * Costs: n is the number of distinct keys the queue knows about (queued,
- * held, delayed, or with a backoff to remember). Every call takes one
- * mutex. A key costs one small allocation while the queue knows it.
+ * held, delayed, or with a backoff to remember); keys are found through a
+ * hash map, delayed keys kept in a binary heap. Every call takes one
+ * mutex. A key costs two small allocations while the queue knows it.
  */
 #ifndef PLATEOP_WORKQUEUE_H
 #define PLATEOP_WORKQUEUE_H
@@ -63,7 +64,7 @@ void wq_free(struct wq *q);
 /*
  * Queues key (copied) unless it is queued already or the queue is shut
  * down; if a worker holds the key, it is queued again on wq_done().
- * Wakes one waiting worker. O(log n). Returns 0, or -1 with e set when out
+ * Wakes one waiting worker. O(1) on average. Returns 0, or -1 with e set when out
  * of memory (the key is then not queued).
  */
 int wq_add(struct wq *q, const char *key, struct err *e);
@@ -84,10 +85,10 @@ int wq_add_after(struct wq *q, const char *key, double delay_s, struct err *e);
  */
 int wq_add_rate_limited(struct wq *q, const char *key, struct err *e);
 
-/* Resets key's backoff so its next rate-limited add waits the base delay. O(log n). */
+/* Resets key's backoff so its next rate-limited add waits the base delay. O(1) average. */
 void wq_forget(struct wq *q, const char *key);
 
-/* How many rate-limited adds key had since its last wq_forget(). O(log n). */
+/* How many rate-limited adds key had since its last wq_forget(). O(1) average. */
 unsigned wq_num_requeues(struct wq *q, const char *key);
 
 /*
@@ -95,13 +96,13 @@ unsigned wq_num_requeues(struct wq *q, const char *key);
  * Returns NULL once the queue is shut down (keys still queued are then
  * dropped, so workers stop promptly). The returned string is owned by the
  * queue and stays valid until the caller's wq_done() on it; do not free it.
- * O(log n) plus O(log n) per delayed key that fell due.
+ * O(1) on average, plus O(log n) per delayed key that fell due.
  */
 const char *wq_get(struct wq *q);
 
 /*
  * Releases a key taken with wq_get(); queues it again if it was added while
- * held. Any string equal to the key will do. O(log n).
+ * held. Any string equal to the key will do. O(1) on average.
  */
 void wq_done(struct wq *q, const char *key);
 
