@@ -91,7 +91,8 @@ char *leader_holder(struct leader *l);
  * written with an empty holder and a 1 s duration so that another contender
  * can take over at once (one GET and one PUT). With release == 0 the Lease
  * is left as it is, as if the process had died: others wait for expiry.
- * Blocks for at most about one request timeout. Safe on NULL.
+ * Blocks until a round in flight ends (at most the renew deadline), then
+ * for the release (at most the renew deadline again). Safe on NULL.
  */
 void leader_stop(struct leader *l, int release);
 
