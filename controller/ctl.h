@@ -40,6 +40,7 @@ struct ctl {
     struct informer *jobs;
     struct informer *configmaps;
     struct informer *pods;
+    struct informer *quotas;        /* ResourceQuotas: the pod room of each namespace */
     struct wq *queue;
     struct window *window;
     struct kube_event_recorder *events;
@@ -76,6 +77,12 @@ int ctl_reconcile(struct ctl *c, const char *key, double *requeue_s, struct err 
 struct ana;
 int ctl_plan(struct ctl *c, const struct ana *a, json_t **summary, char **incomplete,
              struct err *e);
+
+/*
+ * Pods the namespace's ResourceQuotas still admit (the least over its
+ * quotas with a pods limit), or -1 when none limits pods.
+ */
+int ctl_quota_room(struct ctl *c, const char *ns);
 
 /* Queues an Analysis key (for handlers and the window). */
 void ctl_enqueue(struct ctl *c, const char *key);

@@ -59,6 +59,33 @@ int ctl_recently_planned(struct ctl *c, const char *uid)
     return t > 0 && monotonic_s() - t < 30;
 }
 
+int ctl_quota_room(struct ctl *c, const char *ns)
+{
+    json_t *all = c->quotas ? informer_list(c->quotas, NULL, NULL) : NULL, *q;
+    int room = -1;
+    size_t i;
+
+    json_array_foreach(all, i, q) {
+        const char *qns = json_string_value(json_object_get(json_object_get(q, "metadata"),
+                                                            "namespace"));
+        const json_t *st = json_object_get(q, "status");
+        const char *hard = json_string_value(json_object_get(json_object_get(st, "hard"), "pods"));
+        const char *used = json_string_value(json_object_get(json_object_get(st, "used"), "pods"));
+        long free_pods;
+
+        if (!qns || strcmp(qns, ns) != 0 || !hard)
+            continue;
+        /* Pod counts are plain integers in quota quantities. */
+        free_pods = strtol(hard, NULL, 10) - (used ? strtol(used, NULL, 10) : 0);
+        if (free_pods < 0)
+            free_pods = 0;
+        if (room < 0 || free_pods < room)
+            room = (int)free_pods;
+    }
+    json_decref(all);
+    return room;
+}
+
 /* ---- informer plumbing ----------------------------------------------- */
 
 /* Whether ns is one of the namespaces served (all when none are named). */
@@ -128,6 +155,34 @@ static void on_owned_update(void *ud, const json_t *old, const json_t *cur)
     owned_changed(ud, cur);
 }
 
+/* Room in a quota is room for every Analysis of its namespace. */
+static void quota_changed(void *ud, const json_t *obj)
+{
+    struct ctl *c = ud;
+    const char *ns = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                       "namespace"));
+    json_t *all, *a;
+    size_t i;
+
+    if (!ns || !c->analyses)
+        return;
+    all = informer_list(c->analyses, NULL, NULL);
+    json_array_foreach(all, i, a) {
+        const char *ans = json_string_value(json_object_get(json_object_get(a, "metadata"),
+                                                            "namespace"));
+
+        if (ans && strcmp(ans, ns) == 0)
+            analysis_changed(c, a);
+    }
+    json_decref(all);
+}
+
+static void on_quota_update(void *ud, const json_t *old, const json_t *cur)
+{
+    (void)old;
+    quota_changed(ud, cur);
+}
+
 /* Keeps only the named members of obj (a shallow filter). */
 static void keep_only(json_t *obj, const char *const *keep)
 {
@@ -188,10 +243,14 @@ static struct informer *start_informer(struct ctl *c, struct kube_res res, const
         o.res.ns = c->cfg->namespaces;
     o.label_selector = selector;
     o.resync_ms = owned ? 0 : 5 * 60 * 1000;
-    o.index_labels = owned ? index : NULL;
+    o.index_labels = owned && selector ? index : NULL;
     o.transform = transform;
     o.ud = c;
-    if (owned) {
+    if (res.resource && strcmp(res.resource, "resourcequotas") == 0) {
+        o.h.on_add = quota_changed;
+        o.h.on_update = on_quota_update;
+        o.h.on_delete = quota_changed;
+    } else if (owned) {
         o.h.on_add = owned_changed;
         o.h.on_update = on_owned_update;
         o.h.on_delete = owned_changed;
@@ -223,6 +282,12 @@ static void prune_configmap(json_t *obj, void *ud)
 {
     (void)ud;
     prune_owned(obj, "ConfigMap");
+}
+
+static void prune_quota(json_t *obj, void *ud)
+{
+    (void)ud;
+    prune_owned(obj, "ResourceQuota");
 }
 
 /* ---- workers and leadership ------------------------------------------ */
@@ -374,12 +439,17 @@ int main(int argc, char **argv)
     if (c.configmaps)
         c.pods = start_informer(&c, (struct kube_res)KUBE_RES_PODS, OBJ_LABEL_ANALYSIS,
                                 prune_pod, 1, &ke);
-    if (!c.pods) {
+    if (c.pods)
+        c.quotas = start_informer(&c, (struct kube_res){ .version = "v1",
+                                                         .resource = "resourcequotas" },
+                                  NULL, prune_quota, 1, &ke);
+    if (!c.quotas) {
         log_error(NULL, "watch: %s", ke.err.msg);
         goto out;
     }
     if (informer_wait_synced(c.analyses, 60000) < 0 || informer_wait_synced(c.jobs, 60000) < 0 ||
-        informer_wait_synced(c.configmaps, 60000) < 0 || informer_wait_synced(c.pods, 60000) < 0) {
+        informer_wait_synced(c.configmaps, 60000) < 0 || informer_wait_synced(c.pods, 60000) < 0 ||
+        informer_wait_synced(c.quotas, 60000) < 0) {
         log_error(NULL, "caches did not sync within 60 s (is the Analysis CRD installed? "
                         "kubectl apply -f crds/analysis.yaml)");
         goto out;
@@ -424,6 +494,7 @@ out:
     for (i = 0; i < started; i++)
         pthread_join(workers[i], NULL);
     free(workers);
+    informer_free(c.quotas);
     informer_free(c.pods);
     informer_free(c.configmaps);
     informer_free(c.jobs);

@@ -58,6 +58,7 @@ struct observed {
     struct batch *b;
     size_t n;
     long counts[5];
+    long nopod;                     /* waiting Jobs that have no pod at all yet */
 };
 
 /* ---- small JSON helpers ---------------------------------------------- */
@@ -316,6 +317,8 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
             b->st = B_RUNNING;
         else
             b->st = B_WAITING;
+        if (b->st == B_WAITING && json_array_size(pods) == 0)
+            o->nopod++;
         if (b->st == B_FAILED)
             failure_reason(b, jr, jm, pods);
         o->counts[b->st]++;
@@ -791,7 +794,8 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     char key[300];
     const char *mr = NULL, *mm = NULL, *outcome;
     size_t i;
-    int rc = -1, grant;
+    int rc = -1, grant, room;
+    long want;
 
     ana_key(a, key, sizeof(key));
     if (observe(c, a, &o, e) < 0)
@@ -848,8 +852,17 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         goto out;
     }
 
+    /*
+     * A Job whose pod the quota refuses is backed off by the Job controller
+     * for up to minutes: ask only for what the quota can take now, counting
+     * Jobs that have not got their pod yet.
+     */
+    want = o.counts[B_NEW];
+    room = ctl_quota_room(c, a->ns);
+    if (room >= 0 && want > room - o.nopod)
+        want = room - o.nopod > 0 ? room - o.nopod : 0;
     grant = window_acquire(c->window, key, a->priority, a->created ? a->created : "",
-                           (int)o.counts[B_WAITING], (int)o.counts[B_NEW]);
+                           (int)o.counts[B_WAITING], (int)want);
     if (create_jobs(c, a, &o, grant, e) < 0)
         goto out;
     json_object_set_new(set, "batches", batch_counts(&o, total));
