@@ -267,12 +267,16 @@ static void hash_str(EVP_MD_CTX *md, const char *s)
     hash_bytes(md, s, strlen(s));
 }
 
+/* Integers go in as 8 bytes, little-endian: fixed width needs no length. */
 static void hash_int(EVP_MD_CTX *md, long long v)
 {
-    char buf[32];
-    int n = snprintf(buf, sizeof(buf), "%lld", v);
+    unsigned char b[8];
+    uint64_t u = (uint64_t)v;
+    size_t i;
 
-    hash_bytes(md, buf, (size_t)n);
+    for (i = 0; i < 8; i++)
+        b[i] = (unsigned char)(u >> (8 * i));
+    EVP_DigestUpdate(md, b, sizeof(b));
 }
 
 static void to_hex(const unsigned char *d, size_t n, char *out)
