@@ -241,6 +241,28 @@ static void sleep_ms(long long ms)
         ;
 }
 
+int idb_jitter_ms(int delay_ms)
+{
+    static _Atomic unsigned long long state;
+    unsigned long long x = state, seed;
+    struct timespec ts;
+
+    if (delay_ms <= 0)
+        return 0;
+    if (x == 0) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)getpid() ^
+               (unsigned long long)ts.tv_sec;
+        x = seed | 1;
+    }
+    /* xorshift64: good enough to spread retries, and lock-free */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    state = x;
+    return delay_ms * 3 / 4 + (int)(x % (unsigned long long)(delay_ms / 2 + 1));
+}
+
 static int connected(const struct idb *db)
 {
     return db->conn && PQstatus(db->conn) == CONNECTION_OK;
@@ -266,8 +288,7 @@ int idb_ensure(struct idb *db, struct err *e)
         if (left <= 0)
             return err_prefix(e, "ImageDB connection lost; gave up after %d attempts in %d ms",
                               attempts, db->reconnect_budget_ms);
-        /* jitter: 75%..125% of the delay, so many clients do not retry in step */
-        wait = delay * 3 / 4 + (long long)(random() % (delay / 2 + 1));
+        wait = idb_jitter_ms(delay);
         sleep_ms(wait < left ? wait : left);
         delay = delay * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay * 2;
     }

@@ -81,6 +81,13 @@ PGconn *idb_pgconn(struct idb *db);
 /* Number of (re)connections made so far, 1 after idb_open(). */
 unsigned idb_connections(const struct idb *db);
 
+/*
+ * A backoff delay with jitter: 75% to 125% of delay_ms, drawn from a
+ * generator seeded per process, so that many clients that lost the same
+ * server do not come back in step. Thread-safe.
+ */
+int idb_jitter_ms(int delay_ms);
+
 /* ---- plate acquisitions and channel maps ---- */
 
 struct idb_acquisition {

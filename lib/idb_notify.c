@@ -331,7 +331,6 @@ static void lost(struct idb_listener *l, long long now)
 static void try_reconnect(struct idb_listener *l, idb_event_fn fn, void *arg)
 {
     struct err e;
-    int jitter;
 
     err_clear(&e);
     if (idb_reconnect(l->db, &e) == 0 && do_listen(l, &e) == 0) {
@@ -345,8 +344,7 @@ static void try_reconnect(struct idb_listener *l, idb_event_fn fn, void *arg)
         resync(fn, arg, "reconnected");
         return;
     }
-    jitter = (int)(random() % (l->delay_ms / 2 + 1));
-    l->next_attempt = now_ms() + l->delay_ms * 3 / 4 + jitter;
+    l->next_attempt = now_ms() + idb_jitter_ms(l->delay_ms);
     log_debug(NULL, "imagedb listener: reconnect failed (%s); next try in %d ms", e.msg,
               l->delay_ms);
     l->delay_ms = l->delay_ms * 2 > LISTEN_BACKOFF_MAX_MS ? LISTEN_BACKOFF_MAX_MS

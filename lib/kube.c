@@ -293,6 +293,8 @@ struct kube_client {
     char *connect_to;               /* "name:port:host:port" for tls-server-name, or NULL */
     struct curl_slist *connect_to_list;
     char *base;                     /* URL prefix requests are made against */
+    kube_observer_fn observer;      /* may be NULL */
+    void *observer_ud;
 
     CURLSH *share;                  /* DNS cache and TLS sessions, across handles */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
@@ -530,6 +532,12 @@ const char *kube_client_namespace(const struct kube_client *c)
 const char *kube_client_server(const struct kube_client *c)
 {
     return c->cfg.server;
+}
+
+void kube_client_set_observer(struct kube_client *c, kube_observer_fn fn, void *ud)
+{
+    c->observer = fn;
+    c->observer_ud = ud;
 }
 
 /* A multi handle from the pool (keeping its warm connections), or a new one. */
@@ -900,6 +908,8 @@ static void xfer_finish(struct kube_client *c, struct xfer *x, CURLcode cc)
     int retry = 0;
 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
+    if (c->observer)
+        c->observer(x->method, (int)x->http, c->observer_ud);
     if (cc == CURLE_OK && x->http >= 200 && x->http < 300) {
         x->done = 1;
         goto out;

@@ -200,6 +200,20 @@ const char *kube_client_namespace(const struct kube_client *c);
 /* The server URL (borrowed; lives as long as c). */
 const char *kube_client_server(const struct kube_client *c);
 
+/*
+ * Called after every attempt of every request (retries, batch members and
+ * streams included) with the method ("GET", "POST", ...) and the HTTP status,
+ * or 0 when no answer came (a transport failure). Runs on the requesting
+ * thread, so it must be quick and thread-safe (e.g. a metrics counter).
+ */
+typedef void (*kube_observer_fn)(const char *verb, int http, void *ud);
+
+/*
+ * Installs fn (NULL: none) with its ud. Not synchronised with requests:
+ * call it before the client is used (right after kube_client_new()).
+ */
+void kube_client_set_observer(struct kube_client *c, kube_observer_fn fn, void *ud);
+
 /* ---- requests -------------------------------------------------------- */
 
 enum kube_verb {
