@@ -124,12 +124,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_DB()                                                                           \
-    do {                                                                                    \
-        if (!db)                                                                            \
-            skip();                                                                         \
-    } while (0)
-
 static void assert_contains(const char *hay, const char *needle)
 {
     if (!strstr(hay, needle))
@@ -297,7 +291,6 @@ static void test_password_file(void **state)
     int fd;
 
     (void)state;
-    NEED_DB();
     cfg.password_file = "/nonexistent/plateop/password";
     assert_null(idb_open(&cfg, &e));
     assert_int_equal(e.code, IDB_ERR_CONFIG);
@@ -335,7 +328,6 @@ static void test_read_acquisition_and_channel_map(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     assert_int_equal(idb_acquisition_get(db, acq_a, &a, &e), 0);
     assert_int_equal(a.id, acq_a);
     assert_string_equal(a.plate_barcode, bc_a);
@@ -362,7 +354,6 @@ static void test_generated_384_plate_end_to_end(void **state)
     size_t i;
 
     (void)state;
-    NEED_DB();
     if (plan_acq(acq_a, &o, rv, &sum, &e) < 0)
         fail_msg("%s", e.msg);
     assert_int_equal(sum.images_read, 384 * 9 * 5);
@@ -395,7 +386,6 @@ static void test_missing_and_stray_channels(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     ap = acqplan_open(db, acq_b, &e);
     assert_non_null(ap);
     if (acqplan_run(ap, &o, check_batch, rv, &e) < 0)
@@ -432,7 +422,6 @@ static void test_filters_across_a_row_boundary(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     assert_int_equal(filter_parse(&f, "c3, C04-E03", "1-4,7", "0", "MITO,HOECHST",
                                   filter_plate_get(384), &e), 0);
     o.filter = &f;
@@ -457,7 +446,6 @@ static void test_timepoints_stay_with_their_well(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     if (plan_acq(acq_c, &o, rv, &sum, &e) < 0)
         fail_msg("%s", e.msg);
     assert_int_equal(rv->n, 96);
@@ -489,7 +477,6 @@ static void test_sql_metacharacters_harm_nothing(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     snprintf(a, sizeof(a), "%lld", acq_a);
     before = idbfix_value(fx, "SELECT count(*) FROM images WHERE plate_acquisition_id = $1::int",
                           1, p);
@@ -551,7 +538,6 @@ static void test_bad_input_is_named_and_writes_nothing(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     before = fingerprint();
 
     assert_null(acqplan_open(db, 2000000000LL, &e));
@@ -653,7 +639,6 @@ static void test_new_analyses_in_priority_order(void **state)
     const char *p[1] = { a };
 
     (void)state;
-    NEED_DB();
     an = insert_analysis("{\"note\": \"itest\"}");
     assert_true(an > 0);
     s_high = insert_sub(an, 5, "{\"type\": \"cellprofiler\", \"batch_size\": 0, "
@@ -711,7 +696,6 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     struct err e;
 
     (void)state;
-    NEED_DB();
     an = insert_analysis("{}");
     s1 = insert_sub(an, 0, "{}", NULL);
     s2 = insert_sub(an, 0, "{}", NULL);
@@ -793,7 +777,6 @@ static void test_reconnects_after_the_server_drops_it(void **state)
     unsigned before;
 
     (void)state;
-    NEED_DB();
     before = idb_connections(db);
     snprintf(pid, sizeof(pid), "%d", PQbackendPID(idb_pgconn(db)));
     assert_int_equal(idbfix_value(fx, "SELECT pg_terminate_backend($1::int)::int", 1, p), 1);

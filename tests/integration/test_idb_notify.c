@@ -91,12 +91,6 @@ static int teardown(void **state)
     return 0;
 }
 
-#define NEED_DB()                                                                           \
-    do {                                                                                    \
-        if (!fx)                                                                            \
-            skip();                                                                         \
-    } while (0)
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -113,7 +107,6 @@ static void test_migration_adds_once_and_says_what(void **state)
     int added = -1;
 
     (void)state;
-    NEED_DB();
     db = idb_open(NULL, &e);
     assert_non_null(db);
     if (idb_notify_migrate(db, &rep, &added, &e) < 0)
@@ -141,7 +134,6 @@ static void test_migration_refuses_a_database_without_the_tables(void **state)
     int added = -1;
 
     (void)state;
-    NEED_DB();
     snprintf(opts, sizeof(opts), "-c search_path=%s", empty_schema);
     setenv("PGOPTIONS", opts, 1);
     db = idb_open(NULL, &e);
@@ -300,7 +292,6 @@ static void test_notify_arrives_within_100ms(void **state)
     int i;
 
     (void)state;
-    NEED_DB();
     memset(&s, 0, sizeof(s));
     l = idb_listener_open(NULL, 60000, &e);
     if (!l)
@@ -363,7 +354,6 @@ static void test_fallback_poll_fires(void **state)
     double t;
 
     (void)state;
-    NEED_DB();
     memset(&s, 0, sizeof(s));
     l = idb_listener_open(NULL, 300, &e);
     assert_non_null(l);
@@ -385,11 +375,8 @@ static void test_restart_while_listening(void **state)
     unsigned before;
 
     (void)state;
-    NEED_DB();
-    if (!idbfix_can_restart()) {
-        printf("# PLATEOP_IMAGEDB_DATADIR or PLATEOP_PG_CTL not set: cannot restart the server\n");
-        skip();
-    }
+    if (!idbfix_can_restart())
+        return;     /* reported as "ok N - ... # SKIP" by main() */
     memset(&s, 0, sizeof(s));
     l = idb_listener_open(NULL, 60000, &e);
     assert_non_null(l);
@@ -431,7 +418,7 @@ static void test_restart_while_listening(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
+    struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migration_adds_once_and_says_what),
         cmocka_unit_test(test_migration_refuses_a_database_without_the_tables),
         cmocka_unit_test(test_notify_arrives_within_100ms),
@@ -443,5 +430,9 @@ int main(void)
         printf("1..0 # SKIP no ImageDB in the environment (PGHOST or PLATEOP_IMAGEDB_URI)\n");
         return 0;
     }
+    /* A TAP skip directive in the name: cmocka's own skip() prints "not ok". */
+    if (!idbfix_can_restart())
+        tests[4].name = "test_restart_while_listening # SKIP PLATEOP_IMAGEDB_DATADIR or "
+                        "PLATEOP_PG_CTL not set: cannot restart the server";
     return cmocka_run_group_tests(tests, setup, teardown);
 }
