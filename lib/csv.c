@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileutil.h"
+
 enum source { SRC_FD, SRC_FILE, SRC_MEM };
 
 struct csv_reader {
@@ -510,19 +512,8 @@ struct csv_writer {
 static int sink_fd(void *ctx, const void *data, size_t len, struct err *e)
 {
     struct csv_writer *w = ctx;
-    const char *p = data;
 
-    while (len > 0) {
-        ssize_t n = write(w->fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return err_errno(e, errno, "write %s", w->name);
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return fileutil_write_all(w->fd, data, len, w->name, e);
 }
 
 static int sink_file(void *ctx, const void *data, size_t len, struct err *e)

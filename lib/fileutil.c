@@ -153,7 +153,6 @@ out:
 int fileutil_write_atomic(const char *path, const void *data, size_t len, struct err *e)
 {
     struct strbuf tmp = STRBUF_INIT;
-    const char *p = data;
     int fd = -1, rc = -1;
 
     if (strbuf_addf(&tmp, "%s.tmp", path) < 0) {
@@ -165,18 +164,8 @@ int fileutil_write_atomic(const char *path, const void *data, size_t len, struct
         err_errno(e, errno, "create %s", tmp.buf);
         goto out;
     }
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            err_errno(e, errno, "write %s", tmp.buf);
-            goto out;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
+    if (fileutil_write_all(fd, data, len, tmp.buf, e) < 0)
+        goto out;
     if (fsync(fd) < 0 || close(fd) < 0) {
         fd = -1;
         err_errno(e, errno, "write %s", tmp.buf);
@@ -195,6 +184,23 @@ out:
         unlink(tmp.buf);
     strbuf_release(&tmp);
     return rc;
+}
+
+int fileutil_write_all(int fd, const void *data, size_t len, const char *name, struct err *e)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return err_errno(e, errno, "write %s", name);
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 int fileutil_read(const char *path, struct strbuf *sb, size_t max, struct err *e)

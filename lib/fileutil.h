@@ -40,6 +40,12 @@ int fileutil_fsync_path(const char *path, struct err *e);
  */
 int fileutil_write_atomic(const char *path, const void *data, size_t len, struct err *e);
 
+/*
+ * Writes all of data to fd, retrying short writes and EINTR. Errors name
+ * `name` ("write NAME: No space left on device").
+ */
+int fileutil_write_all(int fd, const void *data, size_t len, const char *name, struct err *e);
+
 /* Appends the file's contents to sb; fails if it holds more than max bytes. */
 int fileutil_read(const char *path, struct strbuf *sb, size_t max, struct err *e);
 

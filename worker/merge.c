@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "asyncwrite.h"
 #include "cli.h"
 #include "csv.h"
 #include "exit.h"
@@ -323,32 +324,21 @@ static int plan(struct merge *m, struct err *e)
 
 /* ---- one table ---- */
 
+/* The output: written and hashed on a second thread while this one parses. */
 struct out {
-    int fd;
-    const char *path;
-    struct manifest_hasher *h;
-    int write_failed;
+    struct asyncwrite *aw;
+    int write_failed;           /* tells a write error from a read error */
 };
 
 static int out_sink(void *ctx, const void *data, size_t len, struct err *e)
 {
     struct out *o = ctx;
-    const char *p = data;
-    size_t left = len;
 
-    while (left > 0) {
-        ssize_t n = write(o->fd, p, left);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            o->write_failed = 1;
-            return err_errno(e, errno, "write %s", o->path);
-        }
-        p += n;
-        left -= (size_t)n;
+    if (asyncwrite_put(o->aw, data, len, e) < 0) {
+        o->write_failed = 1;
+        return -1;
     }
-    return manifest_hasher_update(o->h, data, len, e);
+    return 0;
 }
 
 /* Opens a batch's table for reading, after checking its size against the manifest. */
@@ -590,25 +580,27 @@ static int merge_table(struct merge *m, const char *table, const char *tmp, json
 {
     struct colset cols = { 0 };
     struct strbuf path = STRBUF_INIT;
-    struct out out = { -1, NULL, NULL, 0 };
+    struct out out = { NULL, 0 };
+    struct manifest_hasher *h = NULL;
     struct csv_writer *w = NULL;
     struct manifest_table mt = { 0 };
     json_t *missing = json_array(), *columns = json_array(), *entry;
     uint64_t rows = 0, expected = 0;
     size_t i;
-    int rc = WORKER_BAD_INPUT;
+    int rc = WORKER_BAD_INPUT, fd = -1, closed;
 
     if (!missing || !columns || merged_header(m, table, &cols, e) < 0)
         goto out;
     rc = WORKER_WRITE_FAILED;
     strbuf_addf(&path, "%s/%s.csv", tmp, table);
-    out.path = path.buf;
-    out.fd = open(path.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (out.fd < 0) {
+    fd = open(path.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
         err_errno(e, errno, "create %s", path.buf);
         goto out;
     }
-    if (!(out.h = manifest_hasher_new(e)) || !(w = csv_writer_sink(out_sink, &out, path.buf, 0, e)))
+    if (!(h = manifest_hasher_new(e)) ||
+        !(out.aw = asyncwrite_open(fd, path.buf, manifest_hasher_update, h, e)) ||
+        !(w = csv_writer_sink(out_sink, &out, path.buf, 0, e)))
         goto out;
     for (i = 0; i < cols.n; i++) {
         if (csv_write_str(w, cols.names[i], e) < 0)
@@ -626,13 +618,22 @@ static int merge_table(struct merge *m, const char *table, const char *tmp, json
             goto out;
     }
     rc = WORKER_WRITE_FAILED;
-    if (csv_writer_flush(w, e) < 0 || fsync(out.fd) < 0 || close(out.fd) < 0) {
-        if (!err_isset(e) || e->code == 0)
-            err_errno(e, errno, "write %s", path.buf);
-        out.fd = -1;
+    if (csv_writer_flush(w, e) < 0)
+        goto out;
+    closed = asyncwrite_close(out.aw, e);
+    out.aw = NULL;
+    if (closed < 0)
+        goto out;
+    if (fsync(fd) < 0) {
+        err_errno(e, errno, "fsync %s", path.buf);
         goto out;
     }
-    out.fd = -1;
+    closed = close(fd);
+    fd = -1;
+    if (closed < 0) {
+        err_errno(e, errno, "close %s", path.buf);
+        goto out;
+    }
     if (rows != expected) {
         err_set(e, EINVAL, "%s: merged %llu rows, the batch manifests add up to %llu", table,
                 (unsigned long long)rows, (unsigned long long)expected);
@@ -644,8 +645,8 @@ static int merge_table(struct merge *m, const char *table, const char *tmp, json
     mt.rows = rows;
     mt.bytes = csv_writer_bytes(w);
     mt.columns = columns;
-    manifest_hasher_finish(out.h, mt.sha256);
-    out.h = NULL;
+    manifest_hasher_finish(h, mt.sha256);
+    h = NULL;
     entry = manifest_table_json(&mt);
     if (!entry || json_object_set(entry, "missing_columns", missing) < 0 ||
         json_array_append_new(tables, entry) < 0) {
@@ -657,12 +658,13 @@ static int merge_table(struct merge *m, const char *table, const char *tmp, json
     rc = WORKER_OK;
 out:
     csv_writer_free(w);
-    if (out.fd >= 0)
-        close(out.fd);
-    if (out.h) {
+    asyncwrite_close(out.aw, NULL);     /* joins the writer on failure paths */
+    if (fd >= 0)
+        close(fd);
+    if (h) {
         char discard[65];
 
-        manifest_hasher_finish(out.h, discard);
+        manifest_hasher_finish(h, discard);
     }
     colset_free(&cols);
     json_decref(missing);

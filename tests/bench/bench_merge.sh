@@ -55,6 +55,7 @@ generate() {
         xargs -P 2 -I{} "$worker" run --pipeline "$dir/p.cppipe" --data-file "$dir/ld/{}.csv" \
         --output-dir "$out/{}" --cellprofiler "$standin" --batch "{}" --wells "{}" \
         --tables Image,Cells,Nuclei,Cytoplasm,Experiment
+    sync    # the generated data's write-back must not land on the measured runs
 }
 
 # Prints "seconds maxrss_kb" of one merge of $1.

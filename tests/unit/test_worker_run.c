@@ -5,11 +5,14 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,6 +161,70 @@ static void test_timeout_kills_the_process_group(void **state)
     assert_true(time(NULL) - t0 < 10);
 }
 
+/* 1 if a live process has `needle` in its command line. */
+static int process_running(const char *needle)
+{
+    struct dirent *de;
+    DIR *d = opendir("/proc");
+    int found = 0;
+
+    while (d && !found && (de = readdir(d)) != NULL) {
+        char path[300], cmd[4096];
+        size_t n, i;
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+        if (!(fp = fopen(path, "r")))
+            continue;
+        n = fread(cmd, 1, sizeof(cmd) - 1, fp);
+        fclose(fp);
+        for (i = 0; i < n; i++)
+            if (cmd[i] == '\0')
+                cmd[i] = ' ';
+        cmd[n] = '\0';
+        found = strstr(cmd, needle) != NULL;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* A pod being deleted: SIGTERM to the worker stops CellProfiler's whole group. */
+static void test_sigterm_stops_cellprofiler(void **state)
+{
+    struct wfix *f = *state;
+    char *argv[] = { f->worker, "run", "--pipeline", (char *)wfix_path(f, "p.cppipe"),
+                     "--data-file", (char *)wfix_path(f, "C03.csv"), "--output-dir",
+                     (char *)wfix_path(f, "out/C03"), "--cellprofiler", f->standin,
+                     "--kill-grace", "1", NULL };
+    char standin_cmd[600];
+    int status, i;
+    pid_t pid;
+
+    snprintf(standin_cmd, sizeof(standin_cmd), "cellprofiler-standin -c -r -p %s", argv[3]);
+    pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+
+        dup2(null, 2);
+        setenv("PLATEOP_STANDIN_MODE", "hang", 1);
+        setenv("PLATEOP_TERMINATION_LOG", wfix_path(f, "termination-log"), 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    for (i = 0; i < 100 && !process_running(standin_cmd); i++)
+        usleep(50 * 1000);
+    assert_true(process_running(standin_cmd));
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), WORKER_TERMINATED);
+    assert_contains(wfix_termination(f), "Terminated: stopped by a signal");
+    assert_false(process_running(f->root));
+    assert_false(exists(wfix_path(f, "out/C03")));
+    assert_no_temp_left(f);
+}
+
 static void test_nonzero_exit_quotes_last_output(void **state)
 {
     const char *env[] = { "PLATEOP_STANDIN_MODE=fail", NULL };
@@ -284,6 +351,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_success_writes_tables_and_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun_with_same_hash_is_a_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_kills_the_process_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_stops_cellprofiler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonzero_exit_quotes_last_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_zero_without_done_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_file_without_complete, setup, teardown),
