@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Throttling: with a namespace quota of pods=4 and 100 one-well batches that
+# each take about 2 s, never more than 4 pods exist at once (sampled through
+# a watch), every batch completes, and the whole run takes at most 1.5x the
+# ideal 100 / 4 x one batch's time: freed quota is used within seconds,
+# never lost to the Job controller's backoff.
+set -uo pipefail
+. "$PLATEOP_ROOT/tests/lib.sh"
+. "$PLATEOP_ROOT/tests/integration/ctl_lib.sh"
+
+ctl_setup quota
+kubectl -n "$CTL_NS" create quota pods --hard=pods=4 >/dev/null
+acq=$(ctl_plate --wells 100 --sites 1)
+ctl_worker_env PLATEOP_STANDIN_SLEEP_MS=2000
+ctl_config "window: 8" "succeededJobTTLSeconds: 3600"
+
+# Every pod event: its name and phase; the most pods at once that were not terminal.
+kubectl -n "$CTL_NS" get pods -w --output-watch-events -o json 2>/dev/null |
+    jq --unbuffered -r '[.type, .object.metadata.name, (.object.status.phase // "Pending")] | @tsv' \
+        >"$CTL_DIR/pods.watch" &
+watcher=$!
+sleep 1
+
+ctl_start
+start=$(date +%s.%N)
+ctl_apply many "$acq"
+if ctl_wait_phase many Succeeded 400; then
+    t_ok "100 batches under a pods=4 quota all complete"
+else
+    t_fail "100 batches under a pods=4 quota all complete" "$(ctl_explain many)"
+fi
+end=$(date +%s.%N)
+kill $watcher 2>/dev/null
+
+max=$(awk -F'\t' '
+    { if ($1 == "DELETED" || $3 == "Succeeded" || $3 == "Failed") delete live[$2]; else live[$2] = 1
+      n = 0; for (k in live) n++; if (n > max) max = n }
+    END { print max + 0 }' "$CTL_DIR/pods.watch")
+echo "# most pods at once: $max (watch saw $(cut -f2 "$CTL_DIR/pods.watch" | sort -u | wc -l) pods)"
+t_check "never more than 4 pods at once (sampled through a watch)" test "$max" -le 4
+t_check "the quota was used: 4 pods ran at once" test "$max" -eq 4
+
+# One batch's time: the median run time of the batch pods.
+batch_s=$(kubectl -n "$CTL_NS" get pods -l plateop.io/role=batch -o json |
+    jq -r '.items[].status.containerStatuses[0].state.terminated
+           | select(.startedAt and .finishedAt)
+           | ((.finishedAt | fromdate) - (.startedAt | fromdate))' | sort -n |
+    awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}')
+ideal=$(awk -v t="$batch_s" 'BEGIN {printf "%.1f", 100 / 4 * t}')
+echo "# wall ${wall}s, one batch ${batch_s}s, ideal ${ideal}s, ratio $(awk -v w="$wall" -v i="$ideal" 'BEGIN {printf "%.2f", w / i}')"
+t_check "wall time within 1.5x of the ideal (100 / 4 x one batch)" \
+    awk -v w="$wall" -v i="$ideal" 'BEGIN {exit !(i > 0 && w <= 1.5 * i)}'
+t_check "one Job per batch" test "$(kubectl -n "$CTL_NS" get jobs -l plateop.io/role=batch -o name | wc -l)" -eq 100
+t_done
