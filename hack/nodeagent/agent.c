@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -17,10 +18,12 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "fileutil.h"
 #include "fsutil.h"
 #include "kube_watch.h"
 #include "log.h"
 #include "memlimit.h"
+#include "monotime.h"
 #include "mountpt.h"
 #include "podlog.h"
 #include "podspec.h"
@@ -122,10 +125,7 @@ struct agent {
 
 static long long now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)(monotime_now() * 1000.0);
 }
 
 static const char *str(const json_t *obj, const char *key)
@@ -302,7 +302,7 @@ static void remove_pod(struct agent *a, struct pod_rec *p)
             break;
         }
     pthread_mutex_unlock(&a->lock);
-    if (fsutil_rm_rf(p->dir, &e) < 0)
+    if (fileutil_rm_rf(p->dir, &e) < 0)
         log_warn(NULL, "pod %s/%s: %s", p->ns, p->name, e.msg);
     log_info(NULL, "pod %s/%s: forgotten", p->ns, p->name);
     pod_rec_free(p);
@@ -539,7 +539,7 @@ static int plan_mounts(struct pod_rec *p, struct ctr_rec *c, const char *term_fi
         strbuf_adds(&src, vol);
         /* The kubelet creates a missing subPath directory in the volume. */
         if (pm->sub_path && (strbuf_addf(&src, "/%s", pm->sub_path) < 0 ||
-                             (access(src.buf, F_OK) < 0 && fsutil_mkdir_p(src.buf, 0755, e) < 0)))
+                             (access(src.buf, F_OK) < 0 && fileutil_mkdir_p(src.buf, e) < 0)))
             goto out;
         if (add_mount(c, src.buf, pm->path, pm->read_only) < 0)
             goto oom;
@@ -612,7 +612,7 @@ static void start_container(struct agent *a, struct pod_rec *p, struct ctr_rec *
     strbuf_addf(&dir, "%s/logs/%s", p->dir, c->name);
     strbuf_addf(&term, "%s/termination/%s", p->dir, c->name);
     strbuf_addf(&id, "%s-%s", p->uid, c->name);
-    if (!lp || fsutil_mkdir_p(dir.buf, 0755, &e) < 0 ||
+    if (!lp || fileutil_mkdir_p(dir.buf, &e) < 0 ||
         fsutil_write_file(term.buf, "", 0, 0666, &e) < 0)
         goto out;
     pthread_mutex_lock(&a->lock);
@@ -737,11 +737,11 @@ static void try_start(struct agent *a, struct pod_rec *p)
 
     err_clear(&e);
     strbuf_addf(&sub, "%s/run", p->dir);
-    if (fsutil_mkdir_p(sub.buf, 0700, &e) < 0)
+    if (fileutil_mkdir_p(sub.buf, &e) < 0)
         goto fail;
     strbuf_reset(&sub);
     strbuf_addf(&sub, "%s/termination", p->dir);
-    if (fsutil_mkdir_p(sub.buf, 0755, &e) < 0)
+    if (fileutil_mkdir_p(sub.buf, &e) < 0)
         goto fail;
     if (!p->vols_ready) {
         if (vol_prepare(&p->vols, p->pod, p->dir, a->cfg->volume_map, &get, &e) < 0)
@@ -803,6 +803,20 @@ static void container_ended(struct agent *a, struct pod_rec *p, struct ctr_rec *
     c->state = C_BACKOFF;
 }
 
+/* Up to max bytes from the start of path: a longer file is cut, as the kubelet does. */
+static void read_head(const char *path, size_t max, struct strbuf *out)
+{
+    char buf[MESSAGE_MAX];
+    FILE *f = fopen(path, "re");
+    size_t n;
+
+    if (!f)
+        return;
+    n = fread(buf, 1, max < sizeof(buf) ? max : sizeof(buf), f);
+    strbuf_add(out, buf, n);
+    fclose(f);
+}
+
 /* The message of a run: its termination-message file, else (if asked) the log's tail. */
 static char *run_message(const struct pod_rec *p, const struct ctr_rec *c, int code)
 {
@@ -814,7 +828,7 @@ static char *run_message(const struct pod_rec *p, const struct ctr_rec *c, int c
     const char *policy = str(spec, "terminationMessagePolicy");
 
     strbuf_addf(&path, "%s/termination/%s", p->dir, c->name);
-    fsutil_read_file(path.buf, MESSAGE_MAX, &sb, NULL);
+    read_head(path.buf, MESSAGE_MAX, &sb);
     if (sb.len == 0 && code != 0 && policy && strcmp(policy, "FallbackToLogsOnError") == 0) {
         o.tail_lines = FALLBACK_LINES;
         o.limit_bytes = FALLBACK_BYTES;
@@ -1062,7 +1076,7 @@ static void remove_stale_dirs(struct agent *a)
             continue;
         strbuf_reset(&path);
         strbuf_addf(&path, "%s/pods/%s", a->cfg->state_dir, de->d_name);
-        if (fsutil_rm_rf(path.buf, &e) < 0)
+        if (fileutil_rm_rf(path.buf, &e) < 0)
             log_warn(NULL, "%s", e.msg);
     }
     if (d)
@@ -1271,7 +1285,7 @@ static void kill_leftovers(const char *state_dir)
                 continue;
             strbuf_addf(&path, "/%s", fd->d_name);
             strbuf_reset(&val);
-            if (fsutil_read_file(path.buf, 64, &val, NULL) == 0 &&
+            if (fileutil_read(path.buf, &val, 64, NULL) == 0 &&
                 sscanf(val.buf, "%d %llu", &pid, &start) == 2 && pid > 1 &&
                 proctree_start_time(pid) == start) {
                 log_warn(NULL, "killing processes of an earlier agent's container (session %d)",
@@ -1305,13 +1319,17 @@ struct agent *agent_new(struct kube_client *kc, const struct agent_config *cfg, 
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->qlock, NULL);
     a->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (a->evfd < 0) {
+        err_errno(e, errno, "eventfd");
+        goto fail;
+    }
     strbuf_addf(&pods, "%s/pods", cfg->state_dir);
-    if (a->evfd < 0 || fsutil_mkdir_p(pods.buf, 0711, e) < 0) {
-        if (a->evfd < 0)
-            err_errno(e, errno, "eventfd");
-        strbuf_release(&pods);
-        agent_free(a);
-        return NULL;
+    if (fileutil_mkdir_p(pods.buf, e) < 0)
+        goto fail;
+    /* Pod directories hold Secrets: others may pass through, not list. */
+    if (chmod(pods.buf, 0711) < 0) {
+        err_errno(e, errno, "chmod %s", pods.buf);
+        goto fail;
     }
     strbuf_release(&pods);
     /* Orphans of our containers (double forks) come to us, so none is left unreaped. */
@@ -1320,6 +1338,10 @@ struct agent *agent_new(struct kube_client *kc, const struct agent_config *cfg, 
         log_warn(NULL, "not running as root: no mount namespaces, volumes or runAsUser");
     kill_leftovers(cfg->state_dir);
     return a;
+fail:
+    strbuf_release(&pods);
+    agent_free(a);
+    return NULL;
 }
 
 void agent_free(struct agent *a)

@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 
 #include "agent.h"
-#include "fsutil.h"
+#include "fileutil.h"
 #include "kube.h"
 #include "kube_config.h"
 #include "log.h"
@@ -158,7 +158,7 @@ static int complete_options(struct options *o, struct err *e)
         strbuf_addf(&sb, "/tmp/plateop-nodeagent-%s", o->node);
         o->state_dir = strbuf_detach(&sb, NULL);
     }
-    if (fsutil_mkdir_p(o->state_dir, 0711, e) < 0)
+    if (fileutil_mkdir_p(o->state_dir, e) < 0)
         return err_prefix(e, "state directory");
     abs = realpath(o->state_dir, NULL);
     if (!abs)

@@ -12,7 +12,7 @@
 
 #include <linux/magic.h>
 
-#include "fsutil.h"
+#include "fileutil.h"
 #include "log.h"
 #include "proctree.h"
 #include "strbuf.h"
@@ -56,7 +56,7 @@ static int lists_memory(const char *file)
     const char *p;
     int found = 0;
 
-    if (fsutil_read_file(file, 4096, &sb, NULL) == 0)
+    if (fileutil_read(file, &sb, 4096, NULL) == 0)
         for (p = sb.buf; (p = strstr(p, "memory")); p += 6)
             if ((p == sb.buf || p[-1] == ' ') && (p[6] == ' ' || p[6] == '\n' || !p[6]))
                 found = 1;
@@ -155,7 +155,7 @@ int memlimit_oom_killed(struct memlimit *m)
 
     if (!killed && m->cgroup_dir) {
         strbuf_addf(&path, "%s/memory.events", m->cgroup_dir);
-        if (fsutil_read_file(path.buf, 4096, &sb, NULL) == 0 &&
+        if (fileutil_read(path.buf, &sb, 4096, NULL) == 0 &&
             (p = strstr(sb.buf, "oom_kill ")))
             killed = atoll(p + 9) > 0;
     }

@@ -9,7 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "fsutil.h"
+#include "fileutil.h"
 #include "log.h"
 #include "timefmt.h"
 #include "version.h"
@@ -35,7 +35,7 @@ static void first_line(const char *path, const char *prefix, struct strbuf *out)
     struct strbuf sb = STRBUF_INIT;
     const char *p = NULL, *end;
 
-    if (fsutil_read_file(path, 65536, &sb, NULL) == 0) {
+    if (fileutil_read(path, &sb, 65536, NULL) == 0) {
         p = sb.buf;
         if (prefix) {
             p = strstr(sb.buf, prefix);

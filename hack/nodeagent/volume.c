@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileutil.h"
 #include "fsutil.h"
 
 #define DEFAULT_FILE_MODE 0644
@@ -46,7 +47,7 @@ static int write_key(const json_t *obj, int is_secret, const char *key, const ch
     }
     slash = strrchr(path.buf, '/');
     *slash = '\0';
-    if (fsutil_mkdir_p(path.buf, 0755, e) < 0)
+    if (fileutil_mkdir_p(path.buf, e) < 0)
         goto out;
     *slash = '/';
     rc = fsutil_write_file(path.buf, val.buf, val.len, (mode_t)mode & 07777, e);
@@ -124,7 +125,7 @@ static int prepare_host_path(const json_t *src, const char *vol, struct strbuf *
         return config_err(e, vol, "hostPath needs an absolute path", "");
     exists = stat(path, &st) == 0;
     if (type && strcmp(type, "DirectoryOrCreate") == 0 && !exists) {
-        if (fsutil_mkdir_p(path, 0755, e) < 0)
+        if (fileutil_mkdir_p(path, e) < 0)
             return err_prefix(e, "volume %s", vol);
     } else if (type && strcmp(type, "FileOrCreate") == 0 && !exists) {
         if (fsutil_write_file(path, "", 0, 0644, e) < 0)
@@ -205,7 +206,7 @@ static int prepare_one(const json_t *v, const char *ns, const char *pod_dir, con
     if (!json_object_get(v, "emptyDir") && !json_object_get(v, "configMap") &&
         !json_object_get(v, "secret"))
         return config_err(e, name, "volume type not supported by the node agent", "");
-    if (fsutil_rm_rf(out->buf, e) < 0 || fsutil_mkdir_p(out->buf, 0755, e) < 0)
+    if (fileutil_rm_rf(out->buf, e) < 0 || fileutil_mkdir_p(out->buf, e) < 0)
         return err_prefix(e, "volume %s", name);
     if (json_object_get(v, "emptyDir"))
         return chmod(out->buf, 0777) < 0 ? err_errno(e, errno, "volume %s: chmod", name) : 0;
@@ -292,7 +293,7 @@ int vol_map_lookup(const char *map_file, const char *ns, const char *claim, stru
     const char *line, *next;
     int rc = -1;
 
-    if (fsutil_read_file(map_file, 1 << 20, &text, e) < 0) {
+    if (fileutil_read(map_file, &text, 1 << 20, e) < 0) {
         err_prefix(e, "volume map");
         goto out;
     }
