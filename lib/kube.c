@@ -1077,6 +1077,16 @@ out:
         multi_put(c, m);
 }
 
+/* Copies a failed transfer's error into ke. Returns -1. */
+static int xfer_error(const struct xfer *x, struct kube_error *ke)
+{
+    if (x->ke)
+        *ke = *x->ke;
+    else
+        err_set(&ke->err, KUBE_E_NOMEM, "%s %s: out of memory", x->method, x->path);
+    return -1;
+}
+
 /* The decoded body of a finished transfer, or NULL with its error in ke. */
 static json_t *xfer_result(const struct xfer *x, struct kube_error *ke)
 {
@@ -1084,10 +1094,7 @@ static json_t *xfer_result(const struct xfer *x, struct kube_error *ke)
     json_t *out;
 
     if (x->failed) {
-        if (x->ke)
-            *ke = *x->ke;
-        else
-            err_set(&ke->err, KUBE_E_NOMEM, "%s %s: out of memory", x->method, x->path);
+        xfer_error(x, ke);
         return NULL;
     }
     if (x->resp.len == 0)
@@ -1097,6 +1104,28 @@ static json_t *xfer_result(const struct xfer *x, struct kube_error *ke)
         err_set(&ke->err, KUBE_E_DECODE, "%s %s: the response is not JSON: %s", x->method,
                 x->path, jerr.text);
     return out;
+}
+
+/* Performs req; on success hands the raw body to *body (released and replaced). */
+static int do_raw(struct kube_client *c, const struct kube_request *req, struct strbuf *body,
+                  struct kube_error *ke)
+{
+    struct xfer *x = xfer_new(c, req, 0, ke);
+    int rc = -1;
+
+    if (!x)
+        return -1;
+    run_xfers(c, &x, 1, 1, NULL);
+    if (x->failed) {
+        xfer_error(x, ke);
+    } else {
+        strbuf_release(body);
+        *body = x->resp;
+        strbuf_init(&x->resp);
+        rc = 0;
+    }
+    xfer_free(x);
+    return rc;
 }
 
 json_t *kube_do(struct kube_client *c, const struct kube_request *req, struct kube_error *ke)
@@ -1158,55 +1187,141 @@ json_t *kube_delete(struct kube_client *c, const struct kube_res *res, const str
     return simple(c, KUBE_DELETE, res, NULL, KUBE_PATCH_MERGE, q, ke);
 }
 
+/* A read position in a JSON text being walked value by value. */
+struct cursor {
+    const char *p, *end;
+};
+
+static char peek(struct cursor *cur)
+{
+    while (cur->p < cur->end && (*cur->p == ' ' || *cur->p == '\n' || *cur->p == '\r'
+                                 || *cur->p == '\t'))
+        cur->p++;
+    return cur->p < cur->end ? *cur->p : '\0';
+}
+
+static int expect(struct cursor *cur, char ch)
+{
+    if (peek(cur) != ch)
+        return -1;
+    cur->p++;
+    return 0;
+}
+
+/* Decodes the one JSON value at the cursor and moves past it. */
+static json_t *next_value(struct cursor *cur)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    peek(cur);
+    v = json_loadb(cur->p, (size_t)(cur->end - cur->p), JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY,
+                   &jerr);
+    if (v)
+        cur->p += jerr.position;
+    return v;
+}
+
+/*
+ * Walks a List's text, decoding its items one at a time (a page of 500
+ * objects is never one tree) and handing each to fn. Sets *metadata to the
+ * List's metadata. Returns 0, fn's non-zero value, or -1 on malformed text.
+ */
+static int each_item(const char *text, size_t len, kube_item_fn fn, void *ud, json_t **metadata)
+{
+    struct cursor cur = { text, text + len };
+    json_t *key = NULL, *v;
+    int rc = -1;
+
+    if (expect(&cur, '{') < 0)
+        return -1;
+    while (peek(&cur) != '}') {
+        key = next_value(&cur);
+        if (!json_is_string(key) || expect(&cur, ':') < 0)
+            goto out;
+        if (strcmp(json_string_value(key), "items") == 0 && peek(&cur) == '[') {
+            cur.p++;
+            while (peek(&cur) != ']') {
+                if (!(v = next_value(&cur)))
+                    goto out;
+                rc = fn(v, ud);
+                json_decref(v);
+                if (rc)
+                    goto out;
+                rc = -1;
+                if (peek(&cur) == ',')
+                    cur.p++;
+                else if (peek(&cur) != ']')
+                    goto out;
+            }
+            cur.p++;
+        } else if (!(v = next_value(&cur))) {
+            goto out;
+        } else if (strcmp(json_string_value(key), "metadata") == 0) {
+            json_decref(*metadata);
+            *metadata = v;
+        } else {
+            json_decref(v);
+        }
+        json_decref(key);
+        key = NULL;
+        if (peek(&cur) == ',')
+            cur.p++;
+        else if (peek(&cur) != '}')
+            goto out;
+    }
+    rc = 0;
+out:
+    json_decref(key);
+    return rc;
+}
+
 int kube_list_each(struct kube_client *c, const struct kube_res *res, const struct kube_query *q,
                    kube_item_fn fn, void *ud, char **rv_out, struct kube_error *ke)
 {
     struct kube_error local;
-    struct kube_query pq = { 0 };
-    const json_t *item;
-    json_t *page = NULL;
+    struct kube_request req = { .verb = KUBE_GET, .res = *res };
+    struct strbuf page = STRBUF_INIT;
+    json_t *md = NULL;
     char *cont = NULL;
     const char *s;
-    size_t i;
     int rc = 0;
 
     ke = ke ? ke : &local;
+    kube_error_clear(ke);
     if (q)
-        pq = *q;
-    if (pq.limit <= 0)
-        pq.limit = 500;
+        req.q = *q;
+    if (req.q.limit <= 0)
+        req.q.limit = 500;
     if (rv_out)
         *rv_out = NULL;
     do {
-        pq.continue_token = cont;
-        page = kube_get(c, res, &pq, ke);
-        if (!page) {
-            rc = -1;
+        req.q.continue_token = cont;
+        rc = do_raw(c, &req, &page, ke);
+        if (rc < 0)
             break;
-        }
         /* Later pages come from the first page's snapshot. */
-        pq.resource_version = NULL;
-        s = json_string_value(json_object_get(json_object_get(page, "metadata"),
-                                              "resourceVersion"));
-        if (rv_out && !*rv_out && s && !(*rv_out = strdup(s))) {
-            rc = err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
+        req.q.resource_version = NULL;
+        rc = each_item(page.buf, page.len, fn, ud, &md);
+        if (rc < 0) {
+            err_set(&ke->err, KUBE_E_DECODE, "list %s: the response is not a List",
+                    res->resource);
             break;
         }
-        json_array_foreach(json_object_get(page, "items"), i, item) {
-            rc = fn((json_t *)item, ud);
-            if (rc)
-                break;
-        }
+        s = json_string_value(json_object_get(md, "resourceVersion"));
+        if (rv_out && !*rv_out && s && !(*rv_out = strdup(s)))
+            rc = err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
         free(cont);
         cont = NULL;
-        s = json_string_value(json_object_get(json_object_get(page, "metadata"), "continue"));
+        s = json_string_value(json_object_get(md, "continue"));
         if (!rc && s && *s && !(cont = strdup(s)))
             rc = err_set(&ke->err, KUBE_E_NOMEM, "out of memory");
-        json_decref(page);
-        page = NULL;
+        json_decref(md);
+        md = NULL;
     } while (!rc && cont);
-    json_decref(page);
+    json_decref(md);
     free(cont);
+    strbuf_release(&page);
     if (rc < 0 && rv_out) {
         free(*rv_out);
         *rv_out = NULL;
@@ -1328,10 +1443,8 @@ int kube_stream(struct kube_client *c, const struct kube_request *req, int watch
     x->chunk_fn = fn;
     x->chunk_ud = ud;
     run_xfers(c, &x, 1, 1, stop);
-    if (x->failed) {
-        xfer_result(x, ke);
-        rc = -1;
-    }
+    if (x->failed)
+        rc = xfer_error(x, ke);
     xfer_free(x);
     return rc;
 }

@@ -274,7 +274,9 @@ json_t *kube_delete(struct kube_client *c, const struct kube_res *res, const str
  * for the call (json_incref to keep it). If rv_out is not NULL it receives
  * the list's resourceVersion (malloc'd, caller frees) for a following watch.
  * Returns 0, fn's non-zero value, or -1 with ke. A continue token that
- * expires mid-way (410) is an error: the caller relists. Memory: one page.
+ * expires mid-way (410) is an error: the caller relists. Memory: one page's
+ * text plus one decoded item at a time (items are decoded as fn consumes
+ * them, never the whole page as one tree).
  */
 typedef int (*kube_item_fn)(json_t *item, void *ud);
 int kube_list_each(struct kube_client *c, const struct kube_res *res, const struct kube_query *q,
