@@ -121,18 +121,21 @@ int ctl_config_defaults(struct ctl_config *cfg, struct err *e)
     json_decref(cfg->volumes);
     json_decref(cfg->mounts);
     json_decref(cfg->pod_security);
+    json_decref(cfg->idb_worker_images);
     cfg->worker_command = json_pack("[s]", "plateop-worker");
     cfg->worker_env = json_object();
     cfg->volumes = json_array();
     cfg->mounts = json_array();
     cfg->pod_security = default_security();
+    cfg->idb_worker_images = json_object();
+    cfg->idb_poll_s = 60;
     cfg->window = 8;
     cfg->succeeded_ttl_s = 600;
     if (set_str(&cfg->worker_image, DEFAULT_WORKER_IMAGE, e) < 0 ||
         set_str(&cfg->work_mount, "/work", e) < 0)
         return -1;
     if (!cfg->worker_command || !cfg->worker_env || !cfg->volumes || !cfg->mounts ||
-        !cfg->pod_security)
+        !cfg->pod_security || !cfg->idb_worker_images)
         return err_set(e, ENOMEM, "out of memory");
     return 0;
 }
@@ -174,6 +177,44 @@ static int add_volume(struct ctl_config *cfg, const json_t *v, const char *def_n
     return 0;
 }
 
+/* The imagedb: mapping (see config.h). */
+static int load_imagedb(struct ctl_config *cfg, json_t *idb, struct err *e)
+{
+    json_t *v, *img;
+    const char *key;
+
+    if (!json_is_object(idb))
+        return err_set(e, EINVAL, "imagedb: must be a mapping");
+    json_object_foreach(idb, key, v) {
+        if (strcmp(key, "namespace") != 0 && strcmp(key, "workerImages") != 0 &&
+            strcmp(key, "pollSeconds") != 0)
+            return err_set(e, EINVAL, "imagedb: unknown setting '%s'", key);
+    }
+    if ((v = json_object_get(idb, "namespace"))) {
+        if (!json_is_string(v) || !*json_string_value(v))
+            return err_set(e, EINVAL, "imagedb.namespace: must be a namespace name");
+        if (set_str(&cfg->idb_namespace, json_string_value(v), e) < 0)
+            return -1;
+    }
+    if ((v = json_object_get(idb, "workerImages"))) {
+        if (!json_is_object(v))
+            return err_set(e, EINVAL, "imagedb.workerImages: must map CellProfiler versions "
+                                      "to worker images");
+        json_object_foreach(v, key, img) {
+            if (!json_is_string(img) || !*json_string_value(img))
+                return err_set(e, EINVAL, "imagedb.workerImages.%s: must be an image", key);
+        }
+        json_decref(cfg->idb_worker_images);
+        cfg->idb_worker_images = json_incref(v);
+    }
+    if ((v = json_object_get(idb, "pollSeconds"))) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400)
+            return err_set(e, EINVAL, "imagedb.pollSeconds: must be a number from 1 to 86400");
+        cfg->idb_poll_s = (int)json_integer_value(v);
+    }
+    return 0;
+}
+
 static int check_string_array(const json_t *v, const char *what, struct err *e)
 {
     const json_t *item;
@@ -209,7 +250,7 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
     json_object_foreach(doc, key, v) {
         static const char *const known[] = { "worker", "window", "succeededJobTTLSeconds",
                                              "workVolume", "imageVolumes",
-                                             "podSecurityContext", NULL };
+                                             "podSecurityContext", "imagedb", NULL };
         const char *const *k;
 
         for (k = known; *k && strcmp(*k, key); k++)
@@ -293,6 +334,8 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
         json_decref(cfg->pod_security);
         cfg->pod_security = json_incref(v);
     }
+    if ((v = json_object_get(doc, "imagedb")) && load_imagedb(cfg, v, e) < 0)
+        goto prefix;
     rc = 0;
     goto out;
 prefix:
@@ -398,5 +441,7 @@ void ctl_config_release(struct ctl_config *cfg)
     json_decref(cfg->volumes);
     json_decref(cfg->mounts);
     json_decref(cfg->pod_security);
+    free(cfg->idb_namespace);
+    json_decref(cfg->idb_worker_images);
     memset(cfg, 0, sizeof(*cfg));
 }

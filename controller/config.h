@@ -30,6 +30,12 @@
  *     - {name: images, mountPath: /share/images, hostPath: /share/images}
  *   podSecurityContext: {...}            default {runAsNonRoot: true, runAsUser: 1000,
  *                                        runAsGroup: 1000, fsGroup: 1000}
+ *   imagedb:                             the pipeline GUI's analyses (ImageDB rows)
+ *     namespace: plateop                 where their Analyses go (default: the first
+ *                                        --namespace, else "default")
+ *     workerImages: {"4.2.5": IMAGE}     worker image per meta.cp_version; a version not
+ *                                        listed is refused (none listed: worker.image)
+ *     pollSeconds: 60                    fallback rescan besides LISTEN/NOTIFY
  */
 #ifndef PLATEOP_CTL_CONFIG_H
 #define PLATEOP_CTL_CONFIG_H
@@ -63,6 +69,9 @@ struct ctl_config {
     json_t *volumes;             /* pod volumes (Kubernetes JSON), work volume first */
     json_t *mounts;              /* matching volumeMounts */
     json_t *pod_security;        /* pod securityContext */
+    char *idb_namespace;         /* imagedb.namespace; NULL: the default above */
+    json_t *idb_worker_images;   /* imagedb.workerImages: object cp_version -> image */
+    int idb_poll_s;              /* imagedb.pollSeconds */
 };
 
 /*
