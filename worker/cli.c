@@ -64,6 +64,21 @@ int cli_parse(struct cli_opt *opts, size_t n, int argc, char **argv, struct cli_
     return 0;
 }
 
+int cli_parse_or_help(struct cli_opt *opts, size_t n, int argc, char **argv, struct cli_args *args,
+                      const char *synopsis, const char *footer, struct err *e)
+{
+    struct cli_opt *help;
+
+    if (cli_parse(opts, n, argc, argv, args, e) < 0)
+        return -1;
+    help = find(opts, n, "help", 4);
+    if (!help || !cli_bool(help->value))
+        return 0;
+    cli_usage(stdout, synopsis, opts, n);
+    fputs(footer, stdout);
+    return 1;
+}
+
 void cli_usage(FILE *out, const char *synopsis, const struct cli_opt *opts, size_t n)
 {
     size_t i;

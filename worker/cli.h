@@ -38,6 +38,14 @@ struct cli_args {
 int cli_parse(struct cli_opt *opts, size_t n, int argc, char **argv, struct cli_args *args,
               struct err *e);
 
+/*
+ * cli_parse(), then, if --help was given (an option named "help"), prints
+ * cli_usage() and footer to stdout. Returns 1 after help, 0 to go on, -1
+ * on a parse error.
+ */
+int cli_parse_or_help(struct cli_opt *opts, size_t n, int argc, char **argv, struct cli_args *args,
+                      const char *synopsis, const char *footer, struct err *e);
+
 /* Prints "usage: SYNOPSIS", then every option with its env name and default. */
 void cli_usage(FILE *out, const char *synopsis, const struct cli_opt *opts, size_t n);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "strbuf.h"
 
 #define TERMINATION_MAX 4096
@@ -64,4 +65,13 @@ void worker_exit_report(int code, const char *message)
         line.len = 0;   /* nothing more to do: the exit code still tells */
     close(fd);
     strbuf_release(&line);
+}
+
+void worker_exit_fail(int code, const struct log_ctx *ctx, const char *message)
+{
+    json_t *f = json_pack("{s:i, s:s}", "exit_code", code, "reason", worker_exit_reason(code));
+
+    log_emit(LOG_LEVEL_ERROR, ctx, f, "%s", message);
+    json_decref(f);
+    worker_exit_report(code, message);
 }

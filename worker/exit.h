@@ -36,6 +36,13 @@ const char *worker_exit_reason(int code);
  */
 void worker_exit_report(int code, const char *message);
 
+/*
+ * Reports a failure: one error log line (with exit_code and reason
+ * members) and the termination log. ctx may be NULL.
+ */
+struct log_ctx;
+void worker_exit_fail(int code, const struct log_ctx *ctx, const char *message);
+
 /* The exit-code table for --help texts. */
 extern const char worker_exit_help[];
 

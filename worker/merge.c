@@ -830,16 +830,13 @@ int merge_main(int argc, char **argv)
     struct cli_args args = { 0 };
     enum log_level level;
     struct err e;
-    int rc = WORKER_USAGE;
+    int rc = WORKER_USAGE, help;
 
     err_clear(&e);
-    if (cli_parse(opts, O_COUNT, argc, argv, &args, &e) < 0)
-        goto out;
-    if (cli_bool(opts[O_HELP].value)) {
-        cli_usage(stdout, "plateop-worker merge --output-dir DIR (--root DIR | BATCH-DIR...) [options]",
-                  opts, O_COUNT);
-        fputs(worker_exit_help, stdout);
-        rc = WORKER_OK;
+    help = cli_parse_or_help(opts, O_COUNT, argc, argv, &args, "plateop-worker merge --output-dir DIR "
+                              "(--root DIR | BATCH-DIR...) [options]", worker_exit_help, &e);
+    if (help != 0) {
+        rc = help > 0 ? WORKER_OK : WORKER_USAGE;
         goto out;
     }
     o.dest = opts[O_OUT].value;
@@ -862,11 +859,8 @@ int merge_main(int argc, char **argv)
 out:
     if (rc != WORKER_OK) {
         struct log_ctx ctx = { o.analysis, NULL, NULL };
-        json_t *f = json_pack("{s:i, s:s}", "exit_code", rc, "reason", worker_exit_reason(rc));
 
-        log_emit(LOG_LEVEL_ERROR, &ctx, f, "merge failed: %s", e.msg);
-        json_decref(f);
-        worker_exit_report(rc, e.msg);
+        worker_exit_fail(rc, &ctx, e.msg);
     }
     free(args.pos);
     return rc;

@@ -658,17 +658,15 @@ int run_main(int argc, char **argv)
     enum log_level level;
     char *endp;
     struct err e;
-    int rc = WORKER_USAGE;
+    int rc = WORKER_USAGE, help;
     size_t nwords = 0, i;
 
     err_clear(&e);
-    if (cli_parse(opts, O_COUNT, argc, argv, &args, &e) < 0)
-        goto out;
-    if (cli_bool(opts[O_HELP].value)) {
-        cli_usage(stdout, "plateop-worker run --pipeline FILE --data-file CSV --output-dir DIR "
-                  "[options] [-- CELLPROFILER-ARGS...]", opts, O_COUNT);
-        fputs(worker_exit_help, stdout);
-        rc = WORKER_OK;
+    help = cli_parse_or_help(opts, O_COUNT, argc, argv, &args, "plateop-worker run --pipeline FILE "
+                              "--data-file CSV --output-dir DIR [options] [-- CELLPROFILER-ARGS...]",
+                              worker_exit_help, &e);
+    if (help != 0) {
+        rc = help > 0 ? WORKER_OK : WORKER_USAGE;
         goto out;
     }
     o.pipeline = opts[O_PIPELINE].value;
@@ -711,11 +709,8 @@ int run_main(int argc, char **argv)
 out:
     if (rc != WORKER_OK) {
         struct log_ctx ctx = { o.analysis, o.batch, o.wells };
-        json_t *f = json_pack("{s:i, s:s}", "exit_code", rc, "reason", worker_exit_reason(rc));
 
-        log_emit(LOG_LEVEL_ERROR, &ctx, f, "%s", e.msg[0] ? e.msg : "out of memory");
-        json_decref(f);
-        worker_exit_report(rc, e.msg[0] ? e.msg : "out of memory");
+        worker_exit_fail(rc, &ctx, e.msg[0] ? e.msg : "out of memory");
         if (rc == WORKER_USAGE)
             fputs("plateop-worker run --help lists the options\n", stderr);
     }
