@@ -201,14 +201,19 @@ static void on_synced(void *ud)
 
     pthread_mutex_lock(&inf->mu);
     first = !inf->synced;
-    inf->synced = 1;
-    pthread_cond_broadcast(&inf->cv);
     pthread_mutex_unlock(&inf->mu);
-    if (first && inf->h.on_synced) {
+    if (!first)
+        return;
+    /* Before has_synced turns true, so a waiter sees the handler's work done. */
+    if (inf->h.on_synced) {
         pthread_mutex_lock(&inf->handler_mu);
         inf->h.on_synced(inf->ud);
         pthread_mutex_unlock(&inf->handler_mu);
     }
+    pthread_mutex_lock(&inf->mu);
+    inf->synced = 1;
+    pthread_cond_broadcast(&inf->cv);
+    pthread_mutex_unlock(&inf->mu);
 }
 
 static void *watch_main(void *arg)

@@ -30,7 +30,11 @@ struct informer_handlers {
     void (*on_update)(void *ud, const json_t *old, const json_t *cur);
     /* obj is the last cached state. */
     void (*on_delete)(void *ud, const json_t *obj);
-    /* After the first complete list is in the cache. */
+    /*
+     * Once, after the first complete list is in the cache and its on_add
+     * calls are done, just before informer_has_synced() turns true (so it
+     * must not wait for that).
+     */
     void (*on_synced)(void *ud);
 };
 

@@ -3,7 +3,8 @@
  * of the test's own. Proves: CRUD with every patch type, selectors and
  * subresources; each error reason (NotFound, AlreadyExists, Conflict,
  * Invalid with field causes, Forbidden with the quota text); paging over
- * 1,200 ConfigMaps created through a concurrent batch; a token file
+ * 1,200 ConfigMaps created through a concurrent batch; one client shared
+ * by eight threads; a token file
  * rotated to another identity is picked up; an invalid token, a wrong CA
  * and an unreachable server each give a clear error.
  */
@@ -12,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,6 +293,51 @@ static void test_batch_and_paging(void **state)
     strmap_clear(&pc.seen, NULL);
 }
 
+/* One client shared by threads: each creates, reads and deletes its own objects. */
+static void *thread_work(void *arg)
+{
+    long id = (long)arg;
+    struct kube_res coll = cm_res(NULL), one;
+    struct kube_error ke;
+    char name[32];
+    json_t *cm, *got;
+    long failures = 0;
+    int i;
+
+    for (i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "thread-%ld-%d", id, i);
+        cm = configmap(name, "threads");
+        got = kube_create(tk.c, &coll, cm, NULL, &ke);
+        failures += !got;
+        json_decref(got);
+        json_decref(cm);
+        one = cm_res(name);
+        got = kube_get(tk.c, &one, NULL, &ke);
+        failures += !got || strcmp(data_k(got), "v") != 0;
+        json_decref(got);
+        got = kube_delete(tk.c, &one, NULL, &ke);
+        failures += !got;
+        json_decref(got);
+    }
+    return (void *)failures;
+}
+
+static void test_threads_share_a_client(void **state)
+{
+    pthread_t t[8];
+    void *failures;
+    long i, total = 0;
+
+    (void)state;
+    for (i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, thread_work, (void *)i), 0);
+    for (i = 0; i < 8; i++) {
+        pthread_join(t[i], &failures);
+        total += (long)failures;
+    }
+    assert_int_equal(total, 0);
+}
+
 /* ---- credentials and transport failures ---------------------------- */
 
 /* A client with the test bed's server and CA but only the given token file. */
@@ -314,12 +361,14 @@ static struct kube_client *token_client(const char *token_file)
     return c;
 }
 
-static json_t *create_in(const char *resource, json_t *obj)
+/* Creates obj (consumed) as a core/v1 resource in the test namespace. */
+static void create_in(const char *resource, json_t *obj)
 {
     struct kube_res r = { .version = "v1", .resource = resource, .ns = tk.ns };
     struct kube_error ke;
 
-    return ok(kube_create(tk.c, &r, obj, NULL, &ke), &ke);
+    json_decref(ok(kube_create(tk.c, &r, obj, NULL, &ke), &ke));
+    json_decref(obj);
 }
 
 /* The token the token controller put in a service-account token Secret. */
@@ -334,13 +383,10 @@ static char *sa_token(const char *sa)
     int i;
 
     strbuf_addf(&name, "%s-token", sa);
-    json_decref(create_in("serviceaccounts",
-                          json_pack("{s:{s:s}}", "metadata", "name", sa)));
-    s = json_pack("{s:{s:s,s:{s:s}},s:s}", "metadata", "name", name.buf, "annotations",
-                  "kubernetes.io/service-account.name", sa, "type",
-                  "kubernetes.io/service-account-token");
-    json_decref(create_in("secrets", s));
-    json_decref(s);
+    create_in("serviceaccounts", json_pack("{s:{s:s}}", "metadata", "name", sa));
+    create_in("secrets", json_pack("{s:{s:s,s:{s:s}},s:s}", "metadata", "name", name.buf,
+                                   "annotations", "kubernetes.io/service-account.name", sa,
+                                   "type", "kubernetes.io/service-account-token"));
     r.ns = tk.ns;
     r.name = name.buf;
     for (i = 0; i < 200 && !tok; i++) {
@@ -516,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_error_reasons),
         cmocka_unit_test(test_forbidden_by_quota),
         cmocka_unit_test(test_batch_and_paging),
+        cmocka_unit_test(test_threads_share_a_client),
         cmocka_unit_test(test_token_rotation_and_invalid_token),
         cmocka_unit_test(test_wrong_ca),
         cmocka_unit_test(test_unreachable_server),

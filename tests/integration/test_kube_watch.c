@@ -557,8 +557,10 @@ static void test_informer(void **state)
     assert_int_equal(informer_start(inf, &ke), 0);
     assert_int_equal(informer_wait_synced(inf, 20000), 0);
     assert_int_equal(informer_count(inf), 3);
+    pthread_mutex_lock(&s.mu);
     assert_int_equal(s.synced, 1);
     assert_int_equal(s.adds, 3);
+    pthread_mutex_unlock(&s.mu);
 
     got = informer_get(inf, tk.ns, "inf-a1");
     assert_non_null(got);
