@@ -252,18 +252,12 @@ static void term_clear(struct term *t)
     memset(t, 0, sizeof(*t));
 }
 
+static void release_run(struct ctr_rec *c);
+
 static void ctr_rec_free(struct ctr_rec *c)
 {
-    size_t i;
-
     podspec_container_free(&c->spec);
-    for (i = 0; i < c->n_mounts; i++) {
-        free((char *)c->mounts[i].source);
-        free(c->mounts[i].target);
-    }
-    free(c->mounts);
-    mountpt_release(&c->holds);
-    memlimit_release(&c->mem);
+    release_run(c);
     free(c->name);
     free(c->image);
     free(c->log_path);

@@ -198,6 +198,14 @@ out:
     return rc;
 }
 
+/* The heartbeat: Ready=True, and the taints that would keep pods away removed. */
+static int report_ready(struct kube_client *kc, const struct node_config *nc, struct err *e)
+{
+    if (patch_status(kc, nc, 1, "AgentReady", "plateop node agent is posting ready status", e) < 0)
+        return -1;
+    return fix_taints(kc, nc->name, 0, e);
+}
+
 int node_register(struct kube_client *kc, const struct node_config *nc, struct err *e)
 {
     struct kube_res res = KUBE_RES_NODES;
@@ -224,8 +232,7 @@ int node_register(struct kube_client *kc, const struct node_config *nc, struct e
         err_prefix(e, "register node %s", nc->name);
         goto out;
     }
-    if (patch_status(kc, nc, 1, "AgentReady", "plateop node agent is posting ready status", e) ||
-        fix_taints(kc, nc->name, 0, e))
+    if (report_ready(kc, nc, e) < 0)
         goto out;
     rc = 0;
 out:
@@ -247,9 +254,7 @@ static void *heartbeat_main(void *arg)
             usleep(250000);
         if (atomic_load(&hb->stop))
             break;
-        if (patch_status(hb->kc, hb->nc, 1, "AgentReady",
-                         "plateop node agent is posting ready status", &e) < 0 ||
-            fix_taints(hb->kc, hb->nc->name, 0, &e) < 0)
+        if (report_ready(hb->kc, hb->nc, &e) < 0)
             log_warn(NULL, "heartbeat: %s", e.msg);
     }
     return NULL;
