@@ -22,6 +22,7 @@
 
 #include <curl/curl.h>
 
+#include "fileutil.h"
 #include "log.h"
 #include "monotime.h"
 #include "version.h"
@@ -343,9 +344,7 @@ static int refresh_token(struct kube_client *c, int force, struct kube_error *ke
     struct strbuf sb = STRBUF_INIT;
     long long now = now_ms();
     struct stat st;
-    char chunk[4096];
-    ssize_t n;
-    int fd, changed, rc = -1;
+    int changed, rc = -1;
 
     if (!c->cfg.token_file)
         return 0;
@@ -359,17 +358,12 @@ static int refresh_token(struct kube_client *c, int force, struct kube_error *ke
               || st.st_mtim.tv_nsec != c->token_st.st_mtim.tv_nsec;
     if (!force && c->token && !changed && now - c->token_read_ms < TOKEN_MAX_AGE_MS)
         return 0;
-    fd = open(c->cfg.token_file, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto fail_errno;
-    while ((n = read(fd, chunk, sizeof(chunk))) > 0 && sb.len < 65536)
-        strbuf_add(&sb, chunk, (size_t)n);
-    close(fd);
+    if (fileutil_read(c->cfg.token_file, &sb, 65536, &ke->err) < 0)
+        goto fail;
     while (sb.len && isspace((unsigned char)sb.buf[sb.len - 1]))
         strbuf_setlen(&sb, sb.len - 1);
-    if (n < 0 || sb.len == 0) {
-        err_set(&ke->err, KUBE_E_CONFIG, "token file %s: %s", c->cfg.token_file,
-                n < 0 ? strerror(errno) : "empty");
+    if (sb.len == 0) {
+        err_set(&ke->err, KUBE_E_CONFIG, "token file %s: empty", c->cfg.token_file);
         goto fail;
     }
     free(c->token);

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "fileutil.h"
 #include "strbuf.h"
 #include "yamljson.h"
 
@@ -370,32 +371,6 @@ int kube_config_parse(struct kube_config *cfg, const char *yaml, size_t len, con
                   name ? name : "(memory)", e);
 }
 
-/* Reads a whole file (bounded) into sb. */
-static int read_file(struct strbuf *sb, const char *path, size_t max, struct err *e)
-{
-    char chunk[8192];
-    size_t n;
-    FILE *f = fopen(path, "rb");
-    int rc = 0;
-
-    if (!f)
-        return err_errno(e, errno, "%s", path);
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (sb->len + n > max) {
-            rc = err_set(e, EFBIG, "%s: larger than %zu bytes", path, max);
-            break;
-        }
-        if (strbuf_add(sb, chunk, n) < 0) {
-            rc = err_set(e, ENOMEM, "%s: out of memory", path);
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f))
-        rc = err_errno(e, EIO, "%s: read", path);
-    fclose(f);
-    return rc;
-}
-
 /* Adds one file to kc. In a list, a file that does not exist is skipped. */
 static int kc_add_file(struct kc *kc, const char *path, int optional, struct err *e)
 {
@@ -408,7 +383,7 @@ static int kc_add_file(struct kc *kc, const char *path, int optional, struct err
     if (slash && strbuf_add(&dir, path, slash == path ? 1 : (size_t)(slash - path)) < 0)
         rc = err_set(e, ENOMEM, "out of memory");
     if (rc == 0)
-        rc = read_file(&text, path, KUBECONFIG_MAX_BYTES, e);
+        rc = fileutil_read(path, &text, KUBECONFIG_MAX_BYTES, e);
     if (rc == 0 && kc_add(kc, text.buf, text.len, dir.buf, e) < 0)
         rc = kc->n > 1 || optional ? err_prefix(e, "%s", path) : -1;
     strbuf_release(&text);
@@ -466,7 +441,7 @@ int kube_config_in_cluster(struct kube_config *cfg, const char *sa_dir, struct e
     strbuf_reset(&sb);
     if (strbuf_addf(&sb, "%s/namespace", sa_dir) < 0)
         goto nomem;
-    if (access(sb.buf, R_OK) == 0 && read_file(&ns, sb.buf, 4096, e) < 0)
+    if (access(sb.buf, R_OK) == 0 && fileutil_read(sb.buf, &ns, 4096, e) < 0)
         goto out;
     while (ns.len && (ns.buf[ns.len - 1] == '\n' || ns.buf[ns.len - 1] == ' '))
         strbuf_setlen(&ns, ns.len - 1);

@@ -340,24 +340,45 @@ static void test_threads_share_a_client(void **state)
 
 /* ---- credentials and transport failures ---------------------------- */
 
-/* A client with the test bed's server and CA but only the given token file. */
-static struct kube_client *token_client(const char *token_file)
+/* Replaces a configuration string (NULL: drop it). */
+static void replace(char **field, const char *value)
 {
-    struct kube_config admin, cfg = { 0 };
+    free(*field);
+    *field = value ? strdup(value) : NULL;
+}
+
+/*
+ * A client for the test bed with parts of its configuration changed: the
+ * server, the CA file, or the identity (a token file instead of the
+ * client certificate). NULL leaves a part as it is.
+ */
+static struct kube_client *altered_client(const char *server, const char *ca_file,
+                                          const char *token_file,
+                                          const struct kube_client_opts *o)
+{
+    struct kube_config cfg;
     struct kube_error ke;
     struct kube_client *c;
     struct err e;
 
-    assert_int_equal(kube_config_load(&admin, NULL, NULL, &e), 0);
-    cfg.server = admin.server;
-    cfg.ca_file = admin.ca_file;
-    cfg.ca_data = admin.ca_data;
-    cfg.ca_data_len = admin.ca_data_len;
-    cfg.token_file = (char *)token_file;
-    c = kube_client_new(&cfg, NULL, &ke);
+    assert_int_equal(kube_config_load(&cfg, NULL, NULL, &e), 0);
+    if (server)
+        replace(&cfg.server, server);
+    if (ca_file) {
+        replace(&cfg.ca_file, ca_file);
+        replace(&cfg.ca_data, NULL);
+    }
+    if (token_file) {
+        replace(&cfg.token_file, token_file);
+        replace(&cfg.cert_file, NULL);
+        replace(&cfg.key_file, NULL);
+        replace(&cfg.cert_data, NULL);
+        replace(&cfg.key_data, NULL);
+    }
+    c = kube_client_new(&cfg, o, &ke);
     if (!c)
         fail_msg("%s", ke.err.msg);
-    kube_config_release(&admin);
+    kube_config_release(&cfg);
     return c;
 }
 
@@ -453,7 +474,7 @@ static void test_token_rotation_and_invalid_token(void **state)
     assert_true(fd >= 0);
     close(fd);
     write_token(path, a);
-    c = token_client(path);
+    c = altered_client(NULL, NULL, path, NULL);
 
     /* RBAC may take a moment to see the new binding. */
     for (i = 0; i < 50 && !got; i++) {
@@ -492,46 +513,31 @@ static void test_token_rotation_and_invalid_token(void **state)
 static void test_wrong_ca(void **state)
 {
     const char *bundle = "/etc/ssl/certs/ca-certificates.crt";
-    struct kube_config cfg;
-    struct kube_client *c;
     struct kube_res r = KUBE_RES_NAMESPACES;
     struct kube_error ke;
-    struct err e;
+    struct kube_client *c;
 
     (void)state;
     if (access(bundle, R_OK) < 0)
         skip();
-    assert_int_equal(kube_config_load(&cfg, NULL, NULL, &e), 0);
-    free(cfg.ca_data);
-    cfg.ca_data = NULL;
-    free(cfg.ca_file);
-    cfg.ca_file = strdup(bundle);
-    c = kube_client_new(&cfg, NULL, &ke);
-    assert_non_null(c);
+    c = altered_client(NULL, bundle, NULL, NULL);
     assert_null(kube_get(c, &r, NULL, &ke));
     assert_true(kube_is_transport(&ke));
     assert_int_equal(ke.attempts, 1);   /* not worth retrying */
     assert_non_null(strstr(ke.err.msg, "not trusted by the configured CA"));
     printf("# %s\n", ke.err.msg);
     kube_client_free(c);
-    kube_config_release(&cfg);
 }
 
 static void test_unreachable_server(void **state)
 {
     struct kube_client_opts o = { .max_retries = 2, .backoff_base_ms = 10 };
-    struct kube_config cfg;
-    struct kube_client *c;
     struct kube_res r = KUBE_RES_NAMESPACES;
     struct kube_error ke;
-    struct err e;
+    struct kube_client *c;
 
     (void)state;
-    assert_int_equal(kube_config_load(&cfg, NULL, NULL, &e), 0);
-    free(cfg.server);
-    cfg.server = strdup("https://127.0.0.1:1");
-    c = kube_client_new(&cfg, &o, &ke);
-    assert_non_null(c);
+    c = altered_client("https://127.0.0.1:1", NULL, NULL, &o);
     assert_null(kube_get(c, &r, NULL, &ke));
     assert_true(kube_is_transport(&ke));
     assert_int_equal(ke.attempts, 3);
@@ -539,7 +545,6 @@ static void test_unreachable_server(void **state)
     assert_non_null(strstr(ke.err.msg, "https://127.0.0.1:1"));
     printf("# %s\n", ke.err.msg);
     kube_client_free(c);
-    kube_config_release(&cfg);
 }
 
 static int setup(void **state)

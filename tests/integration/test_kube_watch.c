@@ -91,43 +91,29 @@ static struct kube_res events_res(const char *name)
     return r;
 }
 
-static void create_event(const char *name)
+/*
+ * Changes the Event `name`: KUBE_POST creates it, KUBE_PATCH modifies its
+ * message, KUBE_DELETE deletes it. Fails the test on error.
+ */
+static void event_do(enum kube_verb verb, const char *name)
 {
-    struct kube_res r = events_res(NULL);
+    struct kube_request req = { .verb = verb, .res = events_res(verb == KUBE_POST ? NULL : name),
+                                .patch = KUBE_PATCH_MERGE };
     struct kube_error ke;
-    json_t *ev = json_pack("{s:{s:s},s:{s:s,s:s,s:s},s:s,s:s,s:s}", "metadata", "name", name,
-                           "involvedObject", "kind", "ConfigMap", "namespace", tk.ns, "name",
-                           "subject", "reason", "Test", "message", "created", "type", "Normal");
-    json_t *got = kube_create(tk.c, &r, ev, NULL, &ke);
+    json_t *body = NULL, *got;
 
+    if (verb == KUBE_POST)
+        body = json_pack("{s:{s:s},s:{s:s,s:s,s:s},s:s,s:s,s:s}", "metadata", "name", name,
+                         "involvedObject", "kind", "ConfigMap", "namespace", tk.ns, "name",
+                         "subject", "reason", "Test", "message", "created", "type", "Normal");
+    else if (verb == KUBE_PATCH)
+        body = json_pack("{s:s}", "message", "modified");
+    req.body = body;
+    got = kube_do(tk.c, &req, &ke);
     if (!got)
-        fail_msg("create event %s: %s", name, ke.err.msg);
+        fail_msg("event %s: %s", name, ke.err.msg);
     json_decref(got);
-    json_decref(ev);
-}
-
-static void touch_event(const char *name)
-{
-    struct kube_res r = events_res(name);
-    struct kube_error ke;
-    json_t *p = json_pack("{s:s}", "message", "modified");
-    json_t *got = kube_patch(tk.c, &r, KUBE_PATCH_MERGE, p, NULL, &ke);
-
-    if (!got)
-        fail_msg("patch event %s: %s", name, ke.err.msg);
-    json_decref(got);
-    json_decref(p);
-}
-
-static void delete_event(const char *name)
-{
-    struct kube_res r = events_res(name);
-    struct kube_error ke;
-    json_t *got = kube_delete(tk.c, &r, NULL, &ke);
-
-    if (!got)
-        fail_msg("delete event %s: %s", name, ke.err.msg);
-    json_decref(got);
+    json_decref(body);
 }
 
 static char *list_rv(const struct kube_res *r)
@@ -163,13 +149,13 @@ static void test_watch_from_compacted_rv_is_gone(void **state)
     char *old = list_rv(&r);
 
     (void)state;
-    create_event("gone-1");
-    create_event("gone-2");
+    event_do(KUBE_POST, "gone-1");
+    event_do(KUBE_POST, "gone-2");
     page = kube_get(tk.c, &r, &q, &ke);
     assert_non_null(page);
     assert_non_null(json_object_get(json_object_get(page, "metadata"), "continue"));
     /* A write after the page, so compaction passes the page's revision. */
-    create_event("gone-3");
+    event_do(KUBE_POST, "gone-3");
     etcd_compact();
 
     q = (struct kube_query){ .resource_version = old, .timeout_seconds = 5 };
@@ -372,7 +358,7 @@ static void test_reconnect_loses_nothing(void **state)
     wait_for(&m, &m.syncs, 1);
     for (i = 0; i < 12; i++) {
         snprintf(name, sizeof(name), "reconnect-%d", i);
-        create_event(name);
+        event_do(KUBE_POST, name);
         usleep(300000);
     }
     wait_model_matches_server(&m, &r);
@@ -400,14 +386,14 @@ static void test_forced_410_relists_without_loss(void **state)
     model_init(&m);
     for (i = 0; i < 6; i++) {
         snprintf(name, sizeof(name), "old-%d", i);
-        create_event(name);
+        event_do(KUBE_POST, name);
     }
     m.gate = "gate";
     start_watch(&run, &m, 2);
     wait_for(&m, &m.syncs, 1);
     wait_model_matches_server(&m, &r);
 
-    create_event("gate");
+    event_do(KUBE_POST, "gate");
     wait_for(&m, &m.gated, 1);
     sleep(4);   /* the server ends the gated stream after 2 s */
     pthread_mutex_lock(&m.mu);
@@ -417,11 +403,11 @@ static void test_forced_410_relists_without_loss(void **state)
     pthread_mutex_unlock(&m.mu);
     for (i = 0; i < 3; i++) {
         snprintf(name, sizeof(name), "old-%d", i);
-        delete_event(name);
+        event_do(KUBE_DELETE, name);
         snprintf(name, sizeof(name), "old-%d", i + 3);
-        touch_event(name);
+        event_do(KUBE_PATCH, name);
         snprintf(name, sizeof(name), "new-%d", i);
-        create_event(name);
+        event_do(KUBE_POST, name);
     }
     etcd_compact();
     pthread_mutex_lock(&m.mu);
@@ -438,7 +424,7 @@ static void test_forced_410_relists_without_loss(void **state)
     pthread_mutex_unlock(&m.mu);
 
     /* And it keeps watching afterwards. */
-    create_event("after");
+    event_do(KUBE_POST, "after");
     wait_model_matches_server(&m, &r);
     stop_watch(&run, &m);
     model_release(&m);

@@ -315,8 +315,8 @@ static void test_files_merged_in_order(void **state)
     kube_config_release(&cfg);
 
     assert_int_equal(kube_config_from_file(&cfg, "/nonexistent/kubeconfig", NULL, &e), -1);
-    assert_string_equal(e.msg, "kubeconfig /nonexistent/kubeconfig: /nonexistent/kubeconfig: "
-                               "No such file or directory");
+    assert_string_equal(e.msg, "kubeconfig /nonexistent/kubeconfig: open "
+                               "/nonexistent/kubeconfig: No such file or directory");
     assert_int_equal(kube_config_from_file(&cfg, "/nonexistent/a:/nonexistent/b", NULL, &e), -1);
     assert_non_null(strstr(e.msg, "none of the files exists"));
     strbuf_release(&paths);
