@@ -1,12 +1,13 @@
 /*
- * planning: reads an Analysis's plate from ImageDB, runs the
- * planner, and writes one ConfigMap per batch as batches come out, so
- * memory holds one batch and a few dozen requests in flight, not the plate.
+ * planning: plans an Analysis's plate from ImageDB (lib/acqplan) and writes
+ * one ConfigMap per batch as batches come out, so memory holds one batch and
+ * a few dozen requests in flight, not the plate.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "acqplan.h"
 #include "analysis.h"
 #include "ctl.h"
 #include "filter.h"
@@ -100,15 +101,6 @@ out:
     return rc;
 }
 
-static int on_image(const struct idb_image *img, void *arg, struct err *e)
-{
-    struct plan_ctx *p = arg;
-    struct plan_image pi = { img->timepoint, img->well, img->site, img->z, img->channel,
-                             img->path };
-
-    return plan_add(p->plan, &pi, e);
-}
-
 /* The dependency's results directory, for illumination-correction columns. */
 static int icf_dir(struct ctl *c, const struct ana *a, struct strbuf *out, struct err *e)
 {
@@ -135,19 +127,26 @@ static int icf_dir(struct ctl *c, const struct ana *a, struct strbuf *out, struc
     return 0;
 }
 
+/* Errors the user must fix, as opposed to trouble that retrying may cure. */
+static int user_error(int code)
+{
+    return code == IDB_ERR_NOTFOUND || code == IDB_ERR_DATA || code == PLAN_ERR_INPUT ||
+           code == ACQPLAN_ERR_NO_CHANNEL_MAP || code == ACQPLAN_ERR_NO_IMAGES ||
+           code == ACQPLAN_ERR_NO_SETS || code == CTL_E_USER;
+}
+
 int ctl_plan(struct ctl *c, const struct ana *a, json_t **summary, char **incomplete,
              struct err *e)
 {
     struct plan_ctx p = { .c = c, .a = a };
-    struct idb_acquisition acq = { 0 };
-    struct idb_channel *chans = NULL;
-    struct plan_channel *map = NULL;
-    struct strbuf inc = STRBUF_INIT, icf = STRBUF_INIT;
+    struct acqplan *ap = NULL;
+    const struct idb_acquisition *acq;
+    struct strbuf inc = STRBUF_INIT, icf = STRBUF_INIT, params = STRBUF_INIT;
     const struct plan_summary *s;
     struct filter f;
     struct plan_opts o = { 0 };
-    char *params = NULL;
-    size_t nchans = 0, i, rows = 0;
+    char *spec = NULL;
+    size_t i;
     int rc = -1, locked = 0;
 
     *summary = NULL;
@@ -156,79 +155,41 @@ int ctl_plan(struct ctl *c, const struct ana *a, json_t **summary, char **incomp
     if (icf_dir(c, a, &icf, e) < 0)
         goto out;
     p.ld.icf_dir = icf.len ? icf.buf : NULL;
-
-    pthread_mutex_lock(&c->db_lock);
-    locked = 1;
-    if (!c->db && !(c->db = idb_open(&c->db_cfg, e)))
-        goto out;
-    if (idb_ensure(c->db, e) < 0)
-        goto out;
-    if (idb_acquisition_get(c->db, a->plate_acq, &acq, e) < 0) {
-        if (e->code == IDB_ERR_NOTFOUND || e->code == IDB_ERR_DATA)
-            e->code = CTL_E_USER;
-        goto out;
-    }
-    if (!acq.finished && !a->start_early) {
-        err_set(e, 0, "plate acquisition %lld (%s) is still being imaged", a->plate_acq,
-                acq.plate_barcode);
-        rc = 1;
-        goto out;
-    }
-    if (!acq.has_channel_map) {
-        err_set(e, CTL_E_USER, "plate acquisition %lld has no channel map", a->plate_acq);
-        goto out;
-    }
-    if (idb_channel_map_get(c->db, acq.channel_map_id, &chans, &nchans, e) < 0) {
-        if (e->code == IDB_ERR_NOTFOUND || e->code == IDB_ERR_DATA)
-            e->code = CTL_E_USER;
-        goto out;
-    }
-    map = calloc(nchans, sizeof(*map));
-    if (!map) {
-        err_set(e, ENOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < nchans; i++)
-        map[i] = (struct plan_channel){ chans[i].channel, chans[i].dye };
     if (filter_parse(&f, a->wells, a->sites, a->z, a->channels, NULL, e) < 0) {
         e->code = CTL_E_USER;
         err_prefix(e, "spec.filters");
         goto out;
     }
-    params = json_dumps(json_object_get(a->obj, "spec"), JSON_SORT_KEYS | JSON_COMPACT);
+
+    pthread_mutex_lock(&c->db_lock);
+    locked = 1;
+    if (!c->db && !(c->db = idb_open(&c->db_cfg, e)))
+        goto out;
+    if (idb_ensure(c->db, e) < 0 || !(ap = acqplan_open(c->db, a->plate_acq, e)))
+        goto out;
+    acq = acqplan_acquisition(ap);
+    if (!acq->finished && !a->start_early) {
+        err_set(e, 0, "plate acquisition %lld (%s) is still being imaged", a->plate_acq,
+                acq->plate_barcode);
+        rc = 1;
+        goto out;
+    }
+    /* Every input of a batch is in its hash: the spec and where the ICF files are. */
+    spec = json_dumps(json_object_get(a->obj, "spec"), JSON_SORT_KEYS | JSON_COMPACT);
+    strbuf_addf(&params, "%s\n%s", spec ? spec : "", icf.buf);
     o.mode = a->by == ANA_BY_WELL ? PLAN_BY_WELLS : PLAN_BY_SETS;
     o.batch_size = a->by == ANA_BY_PLATE ? 0 : a->batch_size;
     o.strict = a->strict;
     o.filter = &f;
-    o.plate_barcode = acq.plate_barcode;
-    o.acq_id = acq.id;
     o.pipeline = a->pipeline;
     o.pipeline_len = strlen(a->pipeline);
-    o.params = params;
-    o.params_len = params ? strlen(params) : 0;
-    p.plan = plan_new(&o, map, nchans, on_batch, &p, e);
-    if (!p.plan) {
-        e->code = CTL_E_USER;
+    o.params = params.buf;
+    o.params_len = params.len;
+    /* Strict plans may fail in their last well: check before creating anything. */
+    if ((a->strict && acqplan_run(ap, &o, NULL, NULL, e) < 0) ||
+        acqplan_run(ap, &o, on_batch, &p, e) < 0 || flush_creates(&p, e) < 0)
         goto out;
-    }
-    if (idb_images_stream(c->db, a->plate_acq, on_image, &p, &rows, e) < 0 ||
-        plan_finish(p.plan, e) < 0 || flush_creates(&p, e) < 0) {
-        if (e->code == PLAN_ERR_INPUT)
-            e->code = CTL_E_USER;
-        goto out;
-    }
-    s = plan_summary(p.plan);
-    if (rows == 0) {
-        err_set(e, CTL_E_USER, "plate acquisition %lld has no images", a->plate_acq);
-        goto out;
-    }
-    if (s->image_sets == 0) {
-        err_set(e, CTL_E_USER,
-                "the filters select no complete image set among the %zu images of plate "
-                "acquisition %lld (%zu left out by the filters, %zu incomplete sets)",
-                rows, a->plate_acq, s->images_filtered, s->incomplete_sets);
-        goto out;
-    }
+    s = acqplan_summary(ap);
     for (i = 0; i < s->nincomplete && i < 5; i++) {
         if (inc.len)
             strbuf_adds(&inc, "; ");
@@ -247,16 +208,16 @@ out:
         pthread_mutex_unlock(&c->db_lock);
     if (p.batch)
         kube_batch_free(p.batch);
-    plan_free(p.plan);
+    acqplan_free(ap);
     filter_release(&f);
-    free(params);
-    free(map);
-    if (chans)
-        idb_channels_free(chans, nchans);
-    idb_acquisition_release(&acq);
+    free(spec);
     strbuf_release(&inc);
     strbuf_release(&icf);
-    if (rc < 0)
+    strbuf_release(&params);
+    /* A user's error is shown on the Analysis itself; others go to logs and need naming. */
+    if (rc < 0 && user_error(e->code))
+        e->code = CTL_E_USER;
+    else if (rc < 0)
         err_prefix(e, "plan %s/%s", a->ns, a->name);
     return rc;
 }

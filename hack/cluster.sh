@@ -206,7 +206,7 @@ cmd_up() {
     kubeconfig scheduler
     write_env
 
-    trap 'say "start failed; stopping what was started"; stop_all; cleanup_state' ERR
+    trap 'say "start failed (line $LINENO: $BASH_COMMAND); stopping what was started"; stop_all; cleanup_state' ERR
 
     start etcd etcd --name plateop --data-dir "$etcd_data" \
         --listen-client-urls "http://127.0.0.1:$etcd_port" \

@@ -26,6 +26,7 @@ filters=("$@")
 
 passed=0
 failed=0
+skipped=0
 failed_names=()
 
 selected() {
@@ -38,7 +39,7 @@ selected() {
 }
 
 run_one() {
-    local prog=$1 name out rc p f start secs
+    local prog=$1 name out rc p f sk start secs
     name=$(basename "$prog")
     selected "$name" || return 0
     out=$(mktemp)
@@ -47,8 +48,10 @@ run_one() {
     "$prog" 2>&1 | tee "$out" | grep -E '^(not )?ok |^# |^Bail out' 
     rc=${PIPESTATUS[0]}
     secs=$(( ($(date +%s%N) - start) / 1000000 ))
-    p=$(grep -cE '^ok ' "$out")
-    f=$(grep -cE '^not ok ' "$out")
+    # TAP: "ok" passes; "not ok ... # SKIP" is a skip, not a failure.
+    p=$(grep -E '^ok ' "$out" | grep -cvE '# *SKIP')
+    sk=$(grep -cE '^(not )?ok .*# *SKIP' "$out")
+    f=$(grep -E '^not ok ' "$out" | grep -cvE '# *SKIP')
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "not ok - $name exited with status $rc; last output:"
@@ -57,9 +60,10 @@ run_one() {
         grep -vE '^(not )?ok |^1\.\.|^#' "$out" | tail -n 40 | sed 's/^/#   /'
     fi
     [ "$f" -gt 0 ] && failed_names+=("$name")
-    echo "# $name: $p passed, $f failed (${secs} ms)"
+    echo "# $name: $p passed, $f failed, $sk skipped (${secs} ms)"
     passed=$((passed + p))
     failed=$((failed + f))
+    skipped=$((skipped + sk))
     rm -f "$out"
 }
 
@@ -95,5 +99,5 @@ esac
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "# failing: ${failed_names[*]}"
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

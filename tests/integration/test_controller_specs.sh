@@ -30,7 +30,7 @@ t_check "an unknown plate acquisition fails, named, with nothing created" \
 t_check "a dye not in the channel map fails, named, with nothing created" \
     failed_with nodye "Brightfield"
 t_check "filters that select nothing fail, saying so, with nothing created" \
-    failed_with nothing "select no complete image set"
+    failed_with nothing "no complete image set"
 
 out=$(printf 'apiVersion: plateop.io/v1alpha1\nkind: Analysis\nmetadata: {name: bad, namespace: %s}\nspec: {plateAcquisition: 1, pipeline: p.cppipe, retries: 11, filters: {wells: "C3;DROP"}}\n' "$CTL_NS" |
     kubectl apply -f - 2>&1)
