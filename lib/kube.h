@@ -54,7 +54,6 @@ enum {
     KUBE_E_NOMEM = 1005,
     KUBE_E_CONFIG = 1006,          /* credentials unusable (e.g. token file unreadable) */
     KUBE_E_STOPPED = 1007,         /* cancelled through a stop flag */
-    KUBE_E_NOT_IMPLEMENTED = 1008,
 };
 
 #define KUBE_REASON_MAX 64
