@@ -182,9 +182,11 @@ struct kube_client_opts {
 
 /*
  * Creates a client for cfg (deep-copied; cfg may be released afterwards).
- * opts may be NULL. Fails (NULL, ke) when the configuration cannot be used:
- * no server, unreadable CA/cert/key files are reported by the first request
- * instead (libcurl reads them then). Cost: no network I/O.
+ * opts may be NULL. Returns NULL with ke when the configuration names no
+ * server, its tls-server-name cannot be applied, or its token file cannot
+ * be read. CA, certificate and key files are read by libcurl when the first
+ * connection is made, so their problems come back from the first request.
+ * Cost: reads the token file; no network I/O.
  */
 struct kube_client *kube_client_new(const struct kube_config *cfg,
                                     const struct kube_client_opts *opts,
