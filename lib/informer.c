@@ -2,7 +2,7 @@
  * informer: a cache of one resource kept current by a kube_watch; see
  * informer.h.
  *
- * Objects are stored as compact JSON text in a strmap (key -> char *): far
+ * Objects are stored as compact JSON text inside strmap entries: far
  * smaller than a jansson tree, and a private decoded copy per read keeps
  * readers and the watch thread from sharing mutable objects. Each indexed
  * label has a strmap of value -> set of keys (a strmap with NULL values).
@@ -148,9 +148,9 @@ static void on_event(void *ud, enum kube_event_type type, json_t *obj)
     struct informer *inf = ud;
     struct strbuf key = STRBUF_INIT;
     json_t *old_obj = NULL;
+    const char *old;
     char *text = NULL;
-    void *old = NULL;
-    int had, notify;
+    int notify, rc = 0;
 
     if (key_of(&key, obj) < 0)
         goto out;
@@ -164,22 +164,22 @@ static void on_event(void *ud, enum kube_event_type type, json_t *obj)
             goto nomem;
     }
     pthread_rwlock_wrlock(&inf->lock);
-    if (text)
-        had = strmap_put(&inf->objs, key.buf, text, &old) == 0;
-    else
-        had = strmap_remove(&inf->objs, key.buf, &old);
-    if (text && !had) {
-        pthread_rwlock_unlock(&inf->lock);
-        goto nomem;
-    }
-    text = NULL;
+    old = strmap_get(&inf->objs, key.buf);
     notify = type == KUBE_EVENT_DELETED ? inf->h.on_delete != NULL
                                         : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
+    /* Decoded before it is replaced: the text lives in the map entry. */
     if (old && (inf->nlabels || notify))
         old_obj = decode(old);
-    if (index_update(inf, key.buf, old_obj, type == KUBE_EVENT_DELETED ? NULL : obj) < 0)
+    if (text)
+        rc = strmap_put_str(&inf->objs, key.buf, text);
+    else
+        strmap_remove(&inf->objs, key.buf, NULL);
+    if (rc == 0 && index_update(inf, key.buf, old_obj,
+                                type == KUBE_EVENT_DELETED ? NULL : obj) < 0)
         log_error(NULL, "informer %s: out of memory indexing %s", inf->resource, key.buf);
     pthread_rwlock_unlock(&inf->lock);
+    if (rc < 0)
+        goto nomem;
 
     /* A delete of something never cached has nothing to report. */
     if (notify && (type != KUBE_EVENT_DELETED || old_obj))
@@ -189,7 +189,6 @@ nomem:
     log_error(NULL, "informer %s: out of memory caching %s", inf->resource, key.buf);
 out:
     json_decref(old_obj);
-    free(old);
     free(text);
     strbuf_release(&key);
 }
@@ -472,7 +471,7 @@ void informer_free(struct informer *inf)
         return;
     informer_stop(inf);
     kube_watch_free(inf->w);
-    strmap_clear(&inf->objs, free);
+    strmap_clear(&inf->objs, NULL);
     for (i = 0; i < inf->nlabels; i++) {
         strmap_clear(&inf->index[i], free_set);
         free(inf->labels[i]);

@@ -212,7 +212,7 @@ struct kube_watch {
     pthread_mutex_t mu;             /* for the backoff sleep */
     pthread_cond_t cv;
 
-    struct strmap known;            /* key -> resourceVersion (malloc'd) delivered */
+    struct strmap known;            /* key -> resourceVersion delivered (inline strings) */
     struct strmap listing;          /* the same, being built by a relist */
     char *rv;                       /* where the next watch starts */
     unsigned long watch_events;     /* events in the current watch request */
@@ -276,8 +276,8 @@ void kube_watch_free(struct kube_watch *w)
 {
     if (!w)
         return;
-    strmap_clear(&w->known, free);
-    strmap_clear(&w->listing, free);
+    strmap_clear(&w->known, NULL);
+    strmap_clear(&w->listing, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->group);
@@ -345,27 +345,12 @@ static int set_rv(struct kube_watch *w, const char *rv)
     return 0;
 }
 
-/* Records key -> rv in map; frees what it replaces. */
-static int remember(struct strmap *map, const char *key, const char *rv)
-{
-    char *d = strdup(rv ? rv : "");
-    void *old = NULL;
-
-    if (!d || strmap_put(map, key, d, &old) < 0) {
-        free(d);
-        return -1;
-    }
-    free(old);
-    return 0;
-}
-
 /* An event from the stream: update what is known, then deliver. 1 when out of memory. */
 static int on_stream_event(enum kube_event_type type, json_t *obj, void *ud)
 {
     struct kube_watch *w = ud;
     struct strbuf key = STRBUF_INIT;
     const char *rv = object_rv(obj);
-    void *old = NULL;
     int rc = 0;
 
     w->watch_events++;
@@ -379,9 +364,8 @@ static int on_stream_event(enum kube_event_type type, json_t *obj, void *ud)
         goto out;
     }
     if (type == KUBE_EVENT_DELETED) {
-        if (strmap_remove(&w->known, key.buf, &old))
-            free(old);
-    } else if (remember(&w->known, key.buf, rv) < 0) {
+        strmap_remove(&w->known, key.buf, NULL);
+    } else if (strmap_put_str(&w->known, key.buf, rv ? rv : "") < 0) {
         goto nomem;
     }
     w->h.on_event(w->ud, type, obj);
@@ -403,7 +387,7 @@ static int on_list_item(json_t *item, void *ud)
 
     if (object_key(&key, item) < 0)
         goto out;
-    if (remember(&w->listing, key.buf, rv) < 0) {
+    if (strmap_put_str(&w->listing, key.buf, rv ? rv : "") < 0) {
         rc = 1;   /* out of memory: ends the list */
         goto out;
     }
@@ -446,19 +430,19 @@ static int relist(struct kube_watch *w, struct kube_error *ke)
     char *rv = NULL;
     int rc;
 
-    strmap_clear(&w->listing, free);
+    strmap_clear(&w->listing, NULL);
     rc = kube_list_each(w->c, &w->res, &q, on_list_item, w, &rv, ke);
     if (rc > 0 || (rc == 0 && strmap_each(&w->known, deliver_vanished, w) != 0))
         rc = err_set(&ke->err, KUBE_E_NOMEM, "relist %s: out of memory", w->resource);
     if (rc == 0) {
-        strmap_clear(&w->known, free);
+        strmap_clear(&w->known, NULL);
         w->known = w->listing;
         w->listing = (struct strmap)STRMAP_INIT;
         free(w->rv);
         w->rv = rv;
         rv = NULL;
     }
-    strmap_clear(&w->listing, free);
+    strmap_clear(&w->listing, NULL);
     free(rv);
     return rc;
 }

@@ -68,36 +68,73 @@ static int grow(struct strmap *m)
     return 0;
 }
 
-int strmap_put(struct strmap *m, const char *key, void *value, void **old)
+/*
+ * Links a new entry for key with room for `extra` bytes after the key, in
+ * place of any existing entry (which is returned in *was, unlinked, for the
+ * caller to read and free). Returns the entry, or NULL.
+ */
+static struct strmap_entry *link_entry(struct strmap *m, const char *key, size_t extra,
+                                       struct strmap_entry **was)
 {
     uint32_t h = hash_of(key);
     struct strmap_entry **p, *e;
-    size_t klen;
+    size_t klen = strlen(key);
+
+    *was = NULL;
+    p = slot_of(m, key, h);
+    if ((!p || !*p) && m->count >= m->nbuckets) {
+        if (grow(m) < 0)
+            return NULL;
+        p = slot_of(m, key, h);
+    }
+    e = malloc(sizeof(*e) + klen + 1 + extra);
+    if (!e)
+        return NULL;
+    memcpy(e->key, key, klen + 1);
+    e->hash = h;
+    e->value = NULL;
+    if (*p) {
+        *was = *p;
+        e->next = (*p)->next;
+    } else {
+        e->next = NULL;
+        m->count++;
+    }
+    *p = e;
+    return e;
+}
+
+int strmap_put(struct strmap *m, const char *key, void *value, void **old)
+{
+    struct strmap_entry **p = slot_of(m, key, hash_of(key)), *e, *was;
 
     if (old)
         *old = NULL;
-    p = slot_of(m, key, h);
+    /* Replacing a value keeps the entry. */
     if (p && *p) {
         if (old)
             *old = (*p)->value;
         (*p)->value = value;
         return 0;
     }
-    if (m->count >= m->nbuckets) {
-        if (grow(m) < 0)
-            return -1;
-        p = slot_of(m, key, h);
-    }
-    klen = strlen(key);
-    e = malloc(sizeof(*e) + klen + 1);
+    e = link_entry(m, key, 0, &was);
     if (!e)
         return -1;
-    memcpy(e->key, key, klen + 1);
-    e->hash = h;
     e->value = value;
-    e->next = NULL;
-    *p = e;
-    m->count++;
+    return 0;
+}
+
+int strmap_put_str(struct strmap *m, const char *key, const char *str)
+{
+    size_t vlen = strlen(str);
+    struct strmap_entry *e, *was;
+
+    e = link_entry(m, key, vlen + 1, &was);
+    if (!e)
+        return -1;
+    e->value = e->key + strlen(key) + 1;
+    memcpy(e->value, str, vlen + 1);
+    free(was);
     return 0;
 }
 

@@ -35,6 +35,15 @@ int strmap_has(const struct strmap *m, const char *key);
  */
 int strmap_put(struct strmap *m, const char *key, void *value, void **old);
 
+/*
+ * Stores a copy of str under key inside the entry's own allocation (one
+ * allocation per entry instead of two); strmap_get then returns that copy,
+ * valid until the key is replaced or removed. A map filled this way is
+ * cleared with free_value NULL. Returns 0, or -1 on allocation failure (the
+ * map is unchanged).
+ */
+int strmap_put_str(struct strmap *m, const char *key, const char *str);
+
 /* Removes key; returns 1 and its value in *value (if not NULL), or 0 if absent. */
 int strmap_remove(struct strmap *m, const char *key, void **value);
 

@@ -36,14 +36,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/plateop-bench-kube.XXXXXX")
 # A private copy: a rebuild of the tree while this runs must not swap it.
 cp "$PLATEOP_BUILD/tests/bench/bench_kube" "$work/bench_kube"
 bin=$work/bench_kube
-namespaces=()
 own_cluster=0
 
+# Namespaces are labelled with this run's id, so cleanup finds them all
+# (new_namespace runs in command substitutions: it cannot record them).
 cleanup() {
-    local ns
-    for ns in "${namespaces[@]:-}"; do
-        [ -n "$ns" ] && kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
-    done
+    kubectl delete namespace -l "plateop.io/bench=$$" --wait=false >/dev/null 2>&1 || true
     if [ $own_cluster -eq 1 ]; then
         "$PLATEOP_ROOT/hack/cluster.sh" down >&2 || true
     fi
@@ -61,7 +59,7 @@ fi
 new_namespace() {
     local ns="bench-kube-$$-$1"
     kubectl create namespace "$ns" >/dev/null
-    namespaces+=("$ns")
+    kubectl label namespace "$ns" "plateop.io/bench=$$" >/dev/null
     echo "$ns"
 }
 

@@ -74,11 +74,37 @@ static void test_clear_frees_values(void **state)
     assert_int_equal(m.count, 0);
 }
 
+/* Inline string values: replaced in place of the entry, removed with it. */
+static void test_inline_strings(void **state)
+{
+    struct strmap m = STRMAP_INIT;
+    char key[32], val[32];
+    int i;
+
+    (void)state;
+    for (i = 0; i < 3000; i++) {
+        snprintf(key, sizeof(key), "ns/cm-%d", i);
+        snprintf(val, sizeof(val), "%d", i * 7);
+        assert_int_equal(strmap_put_str(&m, key, val), 0);
+    }
+    assert_int_equal(strmap_put_str(&m, "ns/cm-5", "a much longer replacement value"), 0);
+    assert_int_equal(m.count, 3000);
+    assert_string_equal(strmap_get(&m, "ns/cm-5"), "a much longer replacement value");
+    assert_string_equal(strmap_get(&m, "ns/cm-2999"), "20993");
+    assert_int_equal(strmap_put_str(&m, "ns/cm-5", ""), 0);
+    assert_string_equal(strmap_get(&m, "ns/cm-5"), "");
+    assert_int_equal(strmap_remove(&m, "ns/cm-6", NULL), 1);
+    assert_null(strmap_get(&m, "ns/cm-6"));
+    assert_int_equal(m.count, 2999);
+    strmap_clear(&m, NULL);   /* ASan's leak check proves nothing is left behind */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_clear_frees_values),
+        cmocka_unit_test(test_inline_strings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
