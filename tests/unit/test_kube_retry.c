@@ -83,44 +83,34 @@ static void *respond(void *arg)
     return NULL;
 }
 
-static void start(struct responder *r, const char *const *script, int steps)
+/*
+ * Starts a responder playing script (steps responses, each written in two
+ * parts `split` bytes apart when split is non-zero) and returns a client for
+ * it: plain HTTP, a token file (or the token "t0"), fast backoff.
+ */
+static struct kube_client *serve(struct responder *r, const char *const *script, int steps,
+                                 size_t split, const char *token_file, int max_retries)
 {
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct kube_client_opts o = { .max_retries = max_retries, .backoff_base_ms = 5,
+                                  .timeout_ms = 5000 };
+    struct kube_config cfg = { 0 };
     socklen_t alen = sizeof(a);
+    struct kube_error ke;
+    struct kube_client *c;
+    char server[64];
 
     memset(r, 0, sizeof(*r));
     r->script = script;
     r->steps = steps;
+    r->split = split;
     r->fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(r->fd >= 0);
     assert_int_equal(bind(r->fd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(r->fd, 16), 0);
     assert_int_equal(getsockname(r->fd, (struct sockaddr *)&a, &alen), 0);
     r->port = ntohs(a.sin_port);
-}
-
-static void run(struct responder *r)
-{
     assert_int_equal(pthread_create(&r->thread, NULL, respond, r), 0);
-}
-
-static void finish(struct responder *r)
-{
-    shutdown(r->fd, SHUT_RDWR);
-    close(r->fd);
-    pthread_join(r->thread, NULL);
-}
-
-/* A client for the responder: plain HTTP, a token (or token file), fast backoff. */
-static struct kube_client *client_for(const struct responder *r, const char *token_file,
-                                      int max_retries)
-{
-    struct kube_client_opts o = { .max_retries = max_retries, .backoff_base_ms = 5,
-                                  .timeout_ms = 5000 };
-    struct kube_config cfg = { 0 };
-    struct kube_error ke;
-    struct kube_client *c;
-    char server[64];
 
     snprintf(server, sizeof(server), "http://127.0.0.1:%d", r->port);
     cfg.server = server;
@@ -130,6 +120,14 @@ static struct kube_client *client_for(const struct responder *r, const char *tok
     if (!c)
         fail_msg("%s", ke.err.msg);
     return c;
+}
+
+static void stop_serving(struct responder *r, struct kube_client *c)
+{
+    kube_client_free(c);
+    shutdown(r->fd, SHUT_RDWR);
+    close(r->fd);
+    pthread_join(r->thread, NULL);
 }
 
 #define OK_EMPTY "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n" \
@@ -153,9 +151,7 @@ static void test_429_waits_for_retry_after(void **state)
     double t0;
 
     (void)state;
-    start(&r, script, 2);
-    run(&r);
-    c = client_for(&r, NULL, 3);
+    c = serve(&r, script, 2, 0, NULL, 3);
     t0 = monotime_now();
     got = kube_get(c, &res, NULL, &ke);
     assert_non_null(got);
@@ -163,8 +159,7 @@ static void test_429_waits_for_retry_after(void **state)
     assert_int_equal(r.served, 2);
     assert_string_equal(r.auth[0], "Bearer t0");
     json_decref(got);
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
 }
 
 static void test_5xx_and_dropped_connections_are_retried(void **state)
@@ -182,16 +177,13 @@ static void test_5xx_and_dropped_connections_are_retried(void **state)
     json_t *got;
 
     (void)state;
-    start(&r, script, 4);
-    run(&r);
-    c = client_for(&r, NULL, 5);
+    c = serve(&r, script, 4, 0, NULL, 5);
     got = kube_get(c, &res, NULL, &ke);
     if (!got)
         fail_msg("%s", ke.err.msg);
     assert_int_equal(r.served, 4);
     json_decref(got);
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
 }
 
 static void test_retries_are_capped(void **state)
@@ -207,16 +199,13 @@ static void test_retries_are_capped(void **state)
     struct kube_error ke;
 
     (void)state;
-    start(&r, script, 3);
-    run(&r);
-    c = client_for(&r, NULL, 2);
+    c = serve(&r, script, 3, 0, NULL, 2);
     assert_null(kube_get(c, &res, NULL, &ke));
     assert_int_equal(ke.http, 503);
     assert_string_equal(ke.reason, "ServiceUnavailable");
     assert_int_equal(ke.attempts, 3);
     assert_int_equal(r.served, 3);
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
 }
 
 static void test_other_4xx_are_not_retried(void **state)
@@ -232,9 +221,7 @@ static void test_other_4xx_are_not_retried(void **state)
     struct kube_error ke;
 
     (void)state;
-    start(&r, script, 3);
-    run(&r);
-    c = client_for(&r, NULL, 5);
+    c = serve(&r, script, 3, 0, NULL, 5);
     assert_null(kube_get(c, &res, NULL, &ke));
     assert_int_equal(ke.http, 400);
     assert_int_equal(ke.attempts, 1);
@@ -243,8 +230,7 @@ static void test_other_4xx_are_not_retried(void **state)
     assert_int_equal(ke.attempts, 1);
     assert_int_equal(r.served, 2);
     json_decref(kube_get(c, &res, NULL, &ke));   /* lets the responder finish */
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
 }
 
 /* A 401 makes the client re-read its token file at once and try again, once. */
@@ -269,9 +255,7 @@ static void test_401_rereads_the_token_file(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "old\n", 4), 4);
     close(fd);
-    start(&r, script, 4);
-    run(&r);
-    c = client_for(&r, path, 5);
+    c = serve(&r, script, 4, 0, path, 5);
     f = fopen(path, "w");
     fputs("new\n", f);
     fclose(f);
@@ -283,8 +267,7 @@ static void test_401_rereads_the_token_file(void **state)
     assert_true(kube_is_unauthorized(&ke));
     assert_int_equal(ke.attempts, 2);
     assert_non_null(strstr(ke.err.msg, "bearer token was rejected"));
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
     unlink(path);
 }
 
@@ -319,10 +302,7 @@ static void test_watch_stream_over_http(void **state)
     struct kube_error ke;
 
     (void)state;
-    start(&r, script, 2);
-    r.split = 130;   /* inside the first event */
-    run(&r);
-    c = client_for(&r, NULL, 5);
+    c = serve(&r, script, 2, 130 /* inside the first event */, NULL, 5);
     assert_int_equal(kube_watch_once(c, &res, NULL, collect_name, &n, NULL, &ke), 0);
     assert_string_equal(n.s.buf, "ADDED a;DELETED a;");
     assert_int_equal(kube_watch_once(c, &res, NULL, collect_name, &n, NULL, &ke), -1);
@@ -330,8 +310,7 @@ static void test_watch_stream_over_http(void **state)
     assert_non_null(strstr(ke.err.msg, "watch stream truncated"));
     assert_string_equal(n.s.buf, "ADDED a;DELETED a;ADDED b;");
     strbuf_release(&n.s);
-    kube_client_free(c);
-    finish(&r);
+    stop_serving(&r, c);
 }
 
 int main(void)
