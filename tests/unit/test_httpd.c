@@ -1,0 +1,376 @@
+/*
+ * Unit tests for the controller's status server on a free local port, with
+ * a struct ctl that has no informers (never synced) and an ImageDB address
+ * nobody listens on: the endpoints, methods, keep-alive, /healthz turning
+ * unhealthy for a stuck reconcile and for a queue nobody drains, /readyz
+ * waiting for the caches, /metrics as valid Prometheus text whose counts
+ * follow the hooks, a body larger than one write, and listen errors.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "../../controller/httpd.h"
+#include "promtext.h"
+#include "version.h"
+
+/* controller/main.c defines it; imagedb_sync.o, which httpd.o links in, calls it. */
+void ctl_enqueue(struct ctl *c, const char *key)
+{
+    (void)c;
+    (void)key;
+}
+
+struct fixture {
+    struct ctl c;
+    struct httpd *h;
+    CURL *curl;          /* one handle, so its connection is kept alive between requests */
+    const char *host;    /* how requests reach the server */
+};
+
+struct reply {
+    long code;
+    struct strbuf body;
+    struct strbuf headers;
+    long connects;       /* new connections the request needed */
+};
+
+static size_t collect(char *data, size_t size, size_t n, void *ud)
+{
+    return strbuf_add(ud, data, size * n) < 0 ? 0 : size * n;
+}
+
+/* method "GET", "HEAD" or "POST" on path; fills r (release its buffers). */
+static void request(struct fixture *f, const char *method, const char *path, struct reply *r)
+{
+    char url[128];
+    CURLcode cc;
+
+    snprintf(url, sizeof(url), "http://%s:%d%s", f->host, httpd_port(f->h), path);
+    strbuf_init(&r->body);
+    strbuf_init(&r->headers);
+    curl_easy_setopt(f->curl, CURLOPT_URL, url);
+    /* HTTPGET first: it undoes NOBODY and POSTFIELDS. */
+    curl_easy_setopt(f->curl, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(f->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
+    if (strcmp(method, "POST") == 0)
+        curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, "x=1");
+    curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(f->curl, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(f->curl, CURLOPT_HEADERDATA, &r->headers);
+    curl_easy_setopt(f->curl, CURLOPT_TIMEOUT, 10L);
+    cc = curl_easy_perform(f->curl);
+    if (cc != CURLE_OK)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(cc));
+    curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &r->code);
+    curl_easy_getinfo(f->curl, CURLINFO_NUM_CONNECTS, &r->connects);
+}
+
+static void reply_release(struct reply *r)
+{
+    strbuf_release(&r->body);
+    strbuf_release(&r->headers);
+}
+
+/* Expects code and body for a GET of path. */
+static void expect(struct fixture *f, const char *path, long code, const char *body)
+{
+    struct reply r;
+
+    request(f, "GET", path, &r);
+    if (r.code != code || !strstr(r.body.buf, body))
+        fail_msg("GET %s: %ld \"%s\", expected %ld with \"%s\"", path, r.code, r.body.buf, code,
+                 body);
+    reply_release(&r);
+}
+
+static int setup(void **state)
+{
+    struct httpd_opts o = { .stuck_reconcile_s = 0.3, .stalled_queue_s = 0.3,
+                            .db_probe_interval_s = 0.2 };
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct err e;
+
+    if (!f)
+        return -1;
+    f->c.queue = wq_new(NULL, &e);
+    f->c.db_cfg.conninfo = "host=127.0.0.1 port=1 dbname=none user=none";
+    f->h = httpd_start(&f->c, "127.0.0.1:0", &o, &e);
+    if (!f->h) {
+        printf("# httpd_start: %s\n", e.msg);
+        return -1;
+    }
+    f->curl = curl_easy_init();
+    f->host = "127.0.0.1";
+    *state = f;
+    return f->curl && f->c.queue ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    curl_easy_cleanup(f->curl);
+    httpd_stop(f->h);
+    wq_free(f->c.queue);
+    free(f);
+    return 0;
+}
+
+static void test_endpoints_and_methods(void **state)
+{
+    struct fixture *f = *state;
+    struct reply r;
+
+    expect(f, "/healthz", 200, "ok\n");
+    expect(f, "/healthz?verbose=1", 200, "ok\n");
+    expect(f, "/", 404, "not found");
+    expect(f, "/metrics/x", 404, "not found");
+
+    /* Requests after the first reuse the connection. */
+    request(f, "GET", "/healthz", &r);
+    assert_int_equal(r.connects, 0);
+    reply_release(&r);
+
+    request(f, "HEAD", "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    assert_int_equal(r.body.len, 0);
+    assert_non_null(strcasestr(r.headers.buf, "content-type: text/plain; version=0.0.4"));
+    assert_non_null(strcasestr(r.headers.buf, "content-length: "));
+    reply_release(&r);
+    expect(f, "/healthz", 200, "ok\n");
+
+    request(f, "POST", "/healthz", &r);
+    assert_int_equal(r.code, 405);
+    assert_non_null(strcasestr(r.headers.buf, "allow: GET, HEAD"));
+    reply_release(&r);
+    expect(f, "/healthz", 200, "ok\n");
+}
+
+static void test_healthz_stuck_reconcile(void **state)
+{
+    struct fixture *f = *state;
+    double t0 = httpd_reconcile_begin();
+
+    expect(f, "/healthz", 200, "ok\n");
+    usleep(400 * 1000);
+    expect(f, "/healthz", 503, "a reconcile has been running for");
+    httpd_reconcile_end(t0);
+    expect(f, "/healthz", 200, "ok\n");
+}
+
+static void test_healthz_stalled_queue(void **state)
+{
+    struct fixture *f = *state;
+    const char *key;
+
+    assert_int_equal(wq_add(f->c.queue, "ns/a", NULL), 0);
+    expect(f, "/healthz", 200, "ok\n");
+    usleep(400 * 1000);
+    expect(f, "/healthz", 503, "1 keys queued for");
+    /* A reconcile starting again is progress. */
+    httpd_reconcile_end(httpd_reconcile_begin());
+    expect(f, "/healthz", 200, "ok\n");
+    key = wq_get(f->c.queue);
+    assert_string_equal(key, "ns/a");
+    wq_done(f->c.queue, key);
+    usleep(400 * 1000);
+    expect(f, "/healthz", 200, "ok\n");
+}
+
+static void test_readyz_waits_for_caches(void **state)
+{
+    struct fixture *f = *state;
+
+    expect(f, "/readyz", 503, "analyses cache not synced\n");
+    /* Leading does not skip the caches. */
+    atomic_store(&f->c.leading, 1);
+    expect(f, "/readyz", 503, "analyses cache not synced\n");
+    atomic_store(&f->c.leading, 0);
+}
+
+/* GET /metrics, parsed. */
+static void scrape(struct fixture *f, struct promtext *p)
+{
+    struct reply r;
+    struct err e;
+
+    request(f, "GET", "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    if (promtext_parse(r.body.buf, r.body.len, p, &e) < 0)
+        fail_msg("/metrics: %s\n%s", e.msg, r.body.buf);
+    reply_release(&r);
+}
+
+static double value(const struct promtext *p, const char *series)
+{
+    double v = 0;
+
+    if (promtext_value(p, series, &v) < 0)
+        fail_msg("no series %s", series);
+    return v;
+}
+
+static void test_metrics_follow_the_hooks(void **state)
+{
+    struct fixture *f = *state;
+    struct promtext a, b;
+    const char *key;
+    double now = (double)time(NULL);
+    int i;
+
+    scrape(f, &a);
+    for (i = 0; i < 3; i++)
+        httpd_kube_observer("GET", 200, NULL);
+    httpd_kube_observer("POST", 0, NULL);
+    httpd_kube_observer("POST", 409, NULL);
+    for (i = 0; i < 2; i++)
+        httpd_reconcile_end(httpd_reconcile_begin());
+    atomic_store(&f->c.metrics.reconciles, 5);
+    atomic_store(&f->c.metrics.jobs_created, 7);
+    atomic_store(&f->c.leading, 1);
+    assert_int_equal(wq_add(f->c.queue, "ns/b", NULL), 0);
+    assert_int_equal(wq_add(f->c.queue, "ns/c", NULL), 0);
+    scrape(f, &b);
+
+    assert_true(value(&b, "plateop_kube_requests_total{verb=\"GET\",code=\"200\"}") == 3);
+    assert_true(value(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"<error>\"}") == 1);
+    assert_true(value(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"409\"}") == 1);
+    /* No ImageDB sync: its counters show 0. */
+    assert_true(value(&b, "plateop_imagedb_notifications_total") == 0);
+    assert_true(value(&b, "plateop_imagedb_row_write_errors_total") == 0);
+    assert_true(value(&b, "plateop_reconcile_duration_seconds_count")
+                - value(&a, "plateop_reconcile_duration_seconds_count") == 2);
+    assert_true(value(&b, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}")
+                - value(&a, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}") == 2);
+    assert_true(value(&b, "plateop_reconciles_total") == 5);
+    assert_true(value(&b, "plateop_jobs_created_total") == 7);
+    assert_true(value(&b, "plateop_status_writes_total") == 0);
+    assert_true(value(&a, "plateop_leader") == 0);
+    assert_true(value(&b, "plateop_leader") == 1);
+    assert_true(value(&b, "plateop_workqueue_depth") == 2);
+    assert_true(value(&b, "process_resident_memory_bytes") > 1e5);
+    assert_true(value(&b, "process_virtual_memory_bytes")
+                >= value(&b, "process_resident_memory_bytes"));
+    assert_true(value(&b, "process_start_time_seconds") > now - 3600);
+    assert_true(value(&b, "process_start_time_seconds") <= now + 1);
+    assert_true(value(&b, "process_cpu_seconds_total") > 0);
+    assert_true(value(&b, "plateop_build_info{version=\"" PLATEOP_VERSION "\"}") == 1);
+    /* The Analysis gauges wait for the cache. */
+    assert_string_equal(promtext_family(&b, "plateop_analyses")->type, "gauge");
+    assert_true(promtext_sum(&b, "plateop_analyses") == 0);
+    assert_string_equal(promtext_family(&b, "plateop_reconcile_duration_seconds")->type,
+                        "histogram");
+    assert_string_equal(promtext_family(&b, "plateop_kube_requests_total")->type, "counter");
+
+    promtext_release(&a);
+    promtext_release(&b);
+    atomic_store(&f->c.leading, 0);
+    while (wq_len(f->c.queue)) {
+        key = wq_get(f->c.queue);
+        wq_done(f->c.queue, key);
+    }
+}
+
+static void test_large_bodies_are_written_in_pieces(void **state)
+{
+    struct fixture *f = *state;
+    struct promtext p;
+    struct reply r;
+    int code;
+
+    /* About 900 series of some 60 bytes: several writes. */
+    for (code = 100; code < 1000; code++)
+        httpd_kube_observer("PATCH", code, NULL);
+    request(f, "GET", "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    assert_true(r.body.len > 50000);
+    reply_release(&r);
+    scrape(f, &p);
+    assert_true(value(&p, "plateop_kube_requests_total{verb=\"PATCH\",code=\"999\"}") == 1);
+    promtext_release(&p);
+    expect(f, "/healthz", 200, "ok\n");
+}
+
+static void test_listen_errors(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const bad[] = { "", "8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:x",
+                                       "127.0.0.1:65536", "::1:80", "localhost:80",
+                                       "127.0.0.1:-1" };
+    struct ctl c;
+    struct httpd *h;
+    struct err e;
+    char addr[64];
+    size_t i;
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err_clear(&e);
+        h = httpd_start(&c, bad[i], NULL, &e);
+        if (h)
+            fail_msg("listen \"%s\" accepted", bad[i]);
+        assert_non_null(strstr(e.msg, "listen address"));
+    }
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", httpd_port(f->h));
+    assert_null(httpd_start(&c, addr, NULL, &e));
+    assert_non_null(strstr(e.msg, "Address already in use"));
+    /* 192.0.2.1 (TEST-NET-1) is nobody's local address. */
+    assert_null(httpd_start(&c, "192.0.2.1:0", NULL, &e));
+    assert_non_null(strstr(e.msg, "listen on 192.0.2.1:0"));
+}
+
+static void test_other_addresses(void **state)
+{
+    static const struct {
+        const char *listen, *host;
+    } good[] = { { "[::1]:0", "[::1]" }, { ":0", "127.0.0.1" }, { "0.0.0.0:0", "127.0.0.1" } };
+    struct fixture *f = *state;
+    struct httpd *keep = f->h;
+    struct ctl c;
+    struct err e;
+    size_t i;
+
+    memset(&c, 0, sizeof(c));
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        f->h = httpd_start(&c, good[i].listen, NULL, &e);
+        if (!f->h) {
+            printf("# skipped %s: %s\n", good[i].listen, e.msg);
+            continue;
+        }
+        assert_true(httpd_port(f->h) > 0);
+        f->host = good[i].host;
+        expect(f, "/healthz", 200, "ok\n");
+        httpd_stop(f->h);
+    }
+    f->h = keep;
+    f->host = "127.0.0.1";
+    curl_easy_reset(f->curl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoints_and_methods),
+        cmocka_unit_test(test_healthz_stuck_reconcile),
+        cmocka_unit_test(test_healthz_stalled_queue),
+        cmocka_unit_test(test_readyz_waits_for_caches),
+        cmocka_unit_test(test_metrics_follow_the_hooks),
+        cmocka_unit_test(test_large_bodies_are_written_in_pieces),
+        cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_other_addresses),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
