@@ -180,7 +180,8 @@ static int canonical(struct head *h, const char *name, const char *skip, struct 
     size_t i, n = 0;
     int rc = strbuf_adds(out, name);
 
-    qsort(h->labels, h->nlabels, sizeof(*h->labels), by_name);
+    if (h->nlabels > 1)
+        qsort(h->labels, h->nlabels, sizeof(*h->labels), by_name);
     for (i = 0; i < h->nlabels; i++) {
         const char *v;
 
