@@ -173,6 +173,9 @@ static void test_config_file_loads_with_the_documented_values(void **state)
     m = json_array_get(cfg.mounts, 1);
     assert_string_equal(json_string_value(json_object_get(m, "mountPath")), "/share/images");
     assert_true(json_is_true(json_object_get(m, "readOnly")));
+    /* GUI analyses go to the namespace controller.env serves. */
+    assert_string_equal(cfg.idb_namespace, "plateop-analyses");
+    assert_int_equal(cfg.idb_poll_s, 60);
     ctl_config_release(&cfg);
 }
 
