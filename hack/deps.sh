@@ -14,8 +14,8 @@ pkgs=(
     etcd-server openssl curl ca-certificates
     # test bed: ImageDB
     postgresql postgresql-client
-    # node agent, tests and benchmarks
-    util-linux procps iproute2 time jq
+    # node agent, tests and benchmarks (patchelf: hack/bundle.sh, checked by test_images)
+    util-linux procps iproute2 time jq patchelf
 )
 command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 
