@@ -229,8 +229,7 @@ void httpd_kube_observer(const char *verb, int http, void *ud)
 /* Analyses by phase and batches by state, from the Analysis cache. */
 static void collect_analyses(struct ctl *c)
 {
-    static const char *const batch_keys[] = { "pending", "running", "succeeded", "failed" };
-    double batches[4] = { 0 };
+    double batches[4] = { 0 };   /* by batch_states, which are status.batches' keys too */
     json_t *all, *a;
     size_t i, k;
 
@@ -248,7 +247,7 @@ static void collect_analyses(struct ctl *c)
         metrics_add(g.analyses, (const char *const[]){ phase && *phase ? phase : "Pending" }, 1);
         for (k = 0; k < 4; k++)
             batches[k] += (double)json_integer_value(
-                json_object_get(json_object_get(st, "batches"), batch_keys[k]));
+                json_object_get(json_object_get(st, "batches"), batch_states[k]));
     }
     json_decref(all);
     for (k = 0; k < 4; k++)
@@ -322,7 +321,6 @@ void httpd_set_idbsync(struct httpd *h, struct idbsync *s)
 }
 
 /* ---- the server ---------------------------------------------------------- */
-
 
 /* Per connection (lws allocates it zeroed); one response at a time. */
 struct session {

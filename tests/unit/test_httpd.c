@@ -17,9 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "../../controller/httpd.h"
+#include "httpget.h"
 #include "promtext.h"
 #include "version.h"
 
@@ -33,65 +32,32 @@ void ctl_enqueue(struct ctl *c, const char *key)
 struct fixture {
     struct ctl c;
     struct httpd *h;
-    CURL *curl;          /* one handle, so its connection is kept alive between requests */
-    const char *host;    /* how requests reach the server */
+    struct httpget client;  /* one connection, kept alive between requests */
+    const char *host;       /* how requests reach the server */
 };
 
-struct reply {
-    long code;
-    struct strbuf body;
-    struct strbuf headers;
-    long connects;       /* new connections the request needed */
-};
-
-static size_t collect(char *data, size_t size, size_t n, void *ud)
-{
-    return strbuf_add(ud, data, size * n) < 0 ? 0 : size * n;
-}
-
-/* method "GET", "HEAD" or "POST" on path; fills r (release its buffers). */
-static void request(struct fixture *f, const char *method, const char *path, struct reply *r)
+/* method on path of the server; fills r (release it). */
+static void request(struct fixture *f, const char *method, const char *path,
+                    struct httpget_reply *r)
 {
     char url[128];
-    CURLcode cc;
+    struct err e;
 
     snprintf(url, sizeof(url), "http://%s:%d%s", f->host, httpd_port(f->h), path);
-    strbuf_init(&r->body);
-    strbuf_init(&r->headers);
-    curl_easy_setopt(f->curl, CURLOPT_URL, url);
-    /* HTTPGET first: it undoes NOBODY and POSTFIELDS. */
-    curl_easy_setopt(f->curl, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(f->curl, CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
-    if (strcmp(method, "POST") == 0)
-        curl_easy_setopt(f->curl, CURLOPT_POSTFIELDS, "x=1");
-    curl_easy_setopt(f->curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(f->curl, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(f->curl, CURLOPT_HEADERFUNCTION, collect);
-    curl_easy_setopt(f->curl, CURLOPT_HEADERDATA, &r->headers);
-    curl_easy_setopt(f->curl, CURLOPT_TIMEOUT, 10L);
-    cc = curl_easy_perform(f->curl);
-    if (cc != CURLE_OK)
-        fail_msg("%s %s: %s", method, path, curl_easy_strerror(cc));
-    curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &r->code);
-    curl_easy_getinfo(f->curl, CURLINFO_NUM_CONNECTS, &r->connects);
-}
-
-static void reply_release(struct reply *r)
-{
-    strbuf_release(&r->body);
-    strbuf_release(&r->headers);
+    if (httpget_do(&f->client, method, url, r, &e) < 0)
+        fail_msg("%s", e.msg);
 }
 
 /* Expects code and body for a GET of path. */
 static void expect(struct fixture *f, const char *path, long code, const char *body)
 {
-    struct reply r;
+    struct httpget_reply r;
 
     request(f, "GET", path, &r);
     if (r.code != code || !strstr(r.body.buf, body))
         fail_msg("GET %s: %ld \"%s\", expected %ld with \"%s\"", path, r.code, r.body.buf, code,
                  body);
-    reply_release(&r);
+    httpget_reply_release(&r);
 }
 
 static int setup(void **state)
@@ -110,17 +76,16 @@ static int setup(void **state)
         printf("# httpd_start: %s\n", e.msg);
         return -1;
     }
-    f->curl = curl_easy_init();
     f->host = "127.0.0.1";
     *state = f;
-    return f->curl && f->c.queue ? 0 : -1;
+    return httpget_init(&f->client) == 0 && f->c.queue ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
 
-    curl_easy_cleanup(f->curl);
+    httpget_release(&f->client);
     httpd_stop(f->h);
     wq_free(f->c.queue);
     free(f);
@@ -130,7 +95,7 @@ static int teardown(void **state)
 static void test_endpoints_and_methods(void **state)
 {
     struct fixture *f = *state;
-    struct reply r;
+    struct httpget_reply r;
 
     expect(f, "/healthz", 200, "ok\n");
     expect(f, "/healthz?verbose=1", 200, "ok\n");
@@ -140,20 +105,20 @@ static void test_endpoints_and_methods(void **state)
     /* Requests after the first reuse the connection. */
     request(f, "GET", "/healthz", &r);
     assert_int_equal(r.connects, 0);
-    reply_release(&r);
+    httpget_reply_release(&r);
 
     request(f, "HEAD", "/metrics", &r);
     assert_int_equal(r.code, 200);
     assert_int_equal(r.body.len, 0);
     assert_non_null(strcasestr(r.headers.buf, "content-type: text/plain; version=0.0.4"));
     assert_non_null(strcasestr(r.headers.buf, "content-length: "));
-    reply_release(&r);
+    httpget_reply_release(&r);
     expect(f, "/healthz", 200, "ok\n");
 
     request(f, "POST", "/healthz", &r);
     assert_int_equal(r.code, 405);
     assert_non_null(strcasestr(r.headers.buf, "allow: GET, HEAD"));
-    reply_release(&r);
+    httpget_reply_release(&r);
     expect(f, "/healthz", 200, "ok\n");
 }
 
@@ -202,14 +167,14 @@ static void test_readyz_waits_for_caches(void **state)
 /* GET /metrics, parsed. */
 static void scrape(struct fixture *f, struct promtext *p)
 {
-    struct reply r;
+    struct httpget_reply r;
     struct err e;
 
     request(f, "GET", "/metrics", &r);
     assert_int_equal(r.code, 200);
     if (promtext_parse(r.body.buf, r.body.len, p, &e) < 0)
         fail_msg("/metrics: %s\n%s", e.msg, r.body.buf);
-    reply_release(&r);
+    httpget_reply_release(&r);
 }
 
 static double value(const struct promtext *p, const char *series)
@@ -286,7 +251,7 @@ static void test_large_bodies_are_written_in_pieces(void **state)
 {
     struct fixture *f = *state;
     struct promtext p;
-    struct reply r;
+    struct httpget_reply r;
     int code;
 
     /* About 900 series of some 60 bytes: several writes. */
@@ -295,7 +260,7 @@ static void test_large_bodies_are_written_in_pieces(void **state)
     request(f, "GET", "/metrics", &r);
     assert_int_equal(r.code, 200);
     assert_true(r.body.len > 50000);
-    reply_release(&r);
+    httpget_reply_release(&r);
     scrape(f, &p);
     assert_true(value(&p, "plateop_kube_requests_total{verb=\"PATCH\",code=\"999\"}") == 1);
     promtext_release(&p);
@@ -356,7 +321,6 @@ static void test_other_addresses(void **state)
     }
     f->h = keep;
     f->host = "127.0.0.1";
-    curl_easy_reset(f->curl);
 }
 
 int main(void)
