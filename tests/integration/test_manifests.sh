@@ -74,6 +74,11 @@ t_check "its environment ConfigMap exists and names the served namespace" \
     test "$(kubectl -n "$sys" get configmap "$envcm" -o jsonpath='{.data.PLATEOP_NAMESPACES}')" = "$ana_ns"
 t_eventually 60 "the Deployment's two pods pass admission (ServiceAccount, LimitRanger, quota)" \
     sh -c 'test "$(kubectl -n "$1" get pods -l app.kubernetes.io/name=plateop-controller -o name | wc -l)" -ge 2' _ "$sys"
+# Nothing can run them here (the node agent runs commands, not images): take
+# them off the test bed's node before the tests that follow use it.
+kubectl -n "$sys" scale deployment plateop-controller --replicas=0 >/dev/null
+t_eventually 60 "scaled to zero, its pods are gone" \
+    sh -c '! kubectl -n "$1" get pods -l app.kubernetes.io/name=plateop-controller -o name | grep -q .' _ "$sys"
 
 t_check "the analysis namespace has its ResourceQuota and LimitRange" \
     sh -c 'kubectl -n "$1" get resourcequota plateop-batches && kubectl -n "$1" get limitrange plateop-batch-defaults' _ "$ana_ns"
