@@ -622,6 +622,13 @@ out:
     return rc;
 }
 
+double promtext_get(const struct promtext *p, const char *series)
+{
+    double v;
+
+    return promtext_value(p, series, &v) == 0 ? v : NAN;
+}
+
 double promtext_sum(const struct promtext *p, const char *name)
 {
     double sum = 0;

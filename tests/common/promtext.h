@@ -69,6 +69,9 @@ void promtext_release(struct promtext *p);
  */
 int promtext_value(const struct promtext *p, const char *series, double *value);
 
+/* As promtext_value(), for asserts: the value, or NaN (equal to nothing) when absent. */
+double promtext_get(const struct promtext *p, const char *series);
+
 /* The sum of the values of every series named name (0 when none). */
 double promtext_sum(const struct promtext *p, const char *name);
 

@@ -177,15 +177,6 @@ static void scrape(struct fixture *f, struct promtext *p)
     httpget_reply_release(&r);
 }
 
-static double value(const struct promtext *p, const char *series)
-{
-    double v = 0;
-
-    if (promtext_value(p, series, &v) < 0)
-        fail_msg("no series %s", series);
-    return v;
-}
-
 static void test_metrics_follow_the_hooks(void **state)
 {
     struct fixture *f = *state;
@@ -208,29 +199,30 @@ static void test_metrics_follow_the_hooks(void **state)
     assert_int_equal(wq_add(f->c.queue, "ns/c", NULL), 0);
     scrape(f, &b);
 
-    assert_true(value(&b, "plateop_kube_requests_total{verb=\"GET\",code=\"200\"}") == 3);
-    assert_true(value(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"<error>\"}") == 1);
-    assert_true(value(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"409\"}") == 1);
+    assert_true(promtext_get(&b, "plateop_kube_requests_total{verb=\"GET\",code=\"200\"}") == 3);
+    assert_true(promtext_get(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"<error>\"}")
+                == 1);
+    assert_true(promtext_get(&b, "plateop_kube_requests_total{verb=\"POST\",code=\"409\"}") == 1);
     /* No ImageDB sync: its counters show 0. */
-    assert_true(value(&b, "plateop_imagedb_notifications_total") == 0);
-    assert_true(value(&b, "plateop_imagedb_row_write_errors_total") == 0);
-    assert_true(value(&b, "plateop_reconcile_duration_seconds_count")
-                - value(&a, "plateop_reconcile_duration_seconds_count") == 2);
-    assert_true(value(&b, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}")
-                - value(&a, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}") == 2);
-    assert_true(value(&b, "plateop_reconciles_total") == 5);
-    assert_true(value(&b, "plateop_jobs_created_total") == 7);
-    assert_true(value(&b, "plateop_status_writes_total") == 0);
-    assert_true(value(&a, "plateop_leader") == 0);
-    assert_true(value(&b, "plateop_leader") == 1);
-    assert_true(value(&b, "plateop_workqueue_depth") == 2);
-    assert_true(value(&b, "process_resident_memory_bytes") > 1e5);
-    assert_true(value(&b, "process_virtual_memory_bytes")
-                >= value(&b, "process_resident_memory_bytes"));
-    assert_true(value(&b, "process_start_time_seconds") > now - 3600);
-    assert_true(value(&b, "process_start_time_seconds") <= now + 1);
-    assert_true(value(&b, "process_cpu_seconds_total") > 0);
-    assert_true(value(&b, "plateop_build_info{version=\"" PLATEOP_VERSION "\"}") == 1);
+    assert_true(promtext_get(&b, "plateop_imagedb_notifications_total") == 0);
+    assert_true(promtext_get(&b, "plateop_imagedb_row_write_errors_total") == 0);
+    assert_true(promtext_get(&b, "plateop_reconcile_duration_seconds_count")
+                - promtext_get(&a, "plateop_reconcile_duration_seconds_count") == 2);
+    assert_true(promtext_get(&b, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}")
+                - promtext_get(&a, "plateop_reconcile_duration_seconds_bucket{le=\"0.005\"}") == 2);
+    assert_true(promtext_get(&b, "plateop_reconciles_total") == 5);
+    assert_true(promtext_get(&b, "plateop_jobs_created_total") == 7);
+    assert_true(promtext_get(&b, "plateop_status_writes_total") == 0);
+    assert_true(promtext_get(&a, "plateop_leader") == 0);
+    assert_true(promtext_get(&b, "plateop_leader") == 1);
+    assert_true(promtext_get(&b, "plateop_workqueue_depth") == 2);
+    assert_true(promtext_get(&b, "process_resident_memory_bytes") > 1e5);
+    assert_true(promtext_get(&b, "process_virtual_memory_bytes")
+                >= promtext_get(&b, "process_resident_memory_bytes"));
+    assert_true(promtext_get(&b, "process_start_time_seconds") > now - 3600);
+    assert_true(promtext_get(&b, "process_start_time_seconds") <= now + 1);
+    assert_true(promtext_get(&b, "process_cpu_seconds_total") > 0);
+    assert_true(promtext_get(&b, "plateop_build_info{version=\"" PLATEOP_VERSION "\"}") == 1);
     /* The Analysis gauges wait for the cache. */
     assert_string_equal(promtext_family(&b, "plateop_analyses")->type, "gauge");
     assert_true(promtext_sum(&b, "plateop_analyses") == 0);
@@ -262,7 +254,7 @@ static void test_large_bodies_are_written_in_pieces(void **state)
     assert_true(r.body.len > 50000);
     httpget_reply_release(&r);
     scrape(f, &p);
-    assert_true(value(&p, "plateop_kube_requests_total{verb=\"PATCH\",code=\"999\"}") == 1);
+    assert_true(promtext_get(&p, "plateop_kube_requests_total{verb=\"PATCH\",code=\"999\"}") == 1);
     promtext_release(&p);
     expect(f, "/healthz", 200, "ok\n");
 }

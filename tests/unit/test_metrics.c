@@ -33,17 +33,18 @@ static struct metrics_family *must_register(struct metrics_registry *r, enum met
     return f;
 }
 
-/* The registry's text, checked by the parser too. */
-static char *render(struct metrics_registry *r)
+/* The registry's text, which must parse; parsed into *p when p is not NULL (release it). */
+static char *render(struct metrics_registry *r, struct promtext *p)
 {
     struct strbuf sb = STRBUF_INIT;
-    struct promtext p;
+    struct promtext local;
     struct err e;
 
     assert_int_equal(metrics_render(r, &sb, &e), 0);
-    if (promtext_parse(sb.buf, sb.len, &p, &e) < 0)
+    if (promtext_parse(sb.buf, sb.len, p ? p : &local, &e) < 0)
         fail_msg("does not parse: %s\n%s", e.msg, sb.buf);
-    promtext_release(&p);
+    if (!p)
+        promtext_release(&local);
     return strbuf_detach(&sb, NULL);
 }
 
@@ -67,7 +68,7 @@ static void test_renders_the_exposition_format(void **state)
     assert_int_equal(metrics_set(up, NULL, 0.1), 0);
     assert_int_equal(metrics_observe(lat, NULL, 0.25), 0);
     assert_int_equal(metrics_observe(lat, NULL, 3), 0);
-    text = render(r);
+    text = render(r, NULL);
     assert_string_equal(text,
                         "# HELP api_requests_total Help.\n"
                         "# TYPE api_requests_total counter\n"
@@ -94,24 +95,20 @@ static void test_label_values_are_escaped(void **state)
 {
     static const char *const where[] = { "where", NULL };
     static const char nasty[] = "C:\\plates\\\"384\"\nwell A01 \xc3\xa9";
+    static const char escaped[] = "g{where=\"C:\\\\plates\\\\\\\"384\\\"\\nwell A01 \xc3\xa9\"}";
     struct metrics_registry *r = metrics_registry_new(NULL);
     struct metrics_family *g = must_register(r, METRICS_GAUGE, "g", where, NULL, 0);
     struct promtext p;
-    struct err e;
-    double v = 0;
     char *text;
 
     (void)state;
     assert_int_equal(metrics_set(g, (const char *const[]){ nasty }, 7), 0);
     assert_int_equal(metrics_set(g, (const char *const[]){ "" }, 8), 0);
-    text = render(r);
-    assert_non_null(strstr(text, "g{where=\"C:\\\\plates\\\\\\\"384\\\"\\nwell A01 \xc3\xa9\"} 7\n"));
+    text = render(r, &p);
+    assert_non_null(strstr(text, escaped));
     assert_non_null(strstr(text, "g{where=\"\"} 8\n"));
     /* And the parser reads the original value back. */
-    assert_int_equal(promtext_parse(text, strlen(text), &p, &e), 0);
-    assert_int_equal(promtext_value(&p, "g{where=\"C:\\\\plates\\\\\\\"384\\\"\\nwell A01 \xc3\xa9\"}",
-                                    &v), 0);
-    assert_true(v == 7);
+    assert_true(promtext_get(&p, escaped) == 7);
     promtext_release(&p);
     free(text);
     metrics_registry_free(r);
@@ -125,33 +122,21 @@ static void test_histogram_buckets(void **state)
     struct metrics_registry *r = metrics_registry_new(NULL);
     struct metrics_family *h = must_register(r, METRICS_HISTOGRAM, "h", op, b, 4);
     struct promtext p;
-    struct err e;
-    double v = 0;
-    char *text;
     size_t i;
 
     (void)state;
     for (i = 0; i < sizeof(obs) / sizeof(obs[0]); i++)
         assert_int_equal(metrics_observe(h, (const char *const[]){ "x" }, obs[i]), 0);
-    text = render(r);
-    assert_int_equal(promtext_parse(text, strlen(text), &p, &e), 0);
+    free(render(r, &p));
     /* A bound belongs to its own bucket (le is "less or equal"). */
-    assert_int_equal(promtext_value(&p, "h_bucket{op=\"x\",le=\"0.01\"}", &v), 0);
-    assert_true(v == 3);   /* -1, 0, 0.01 */
-    assert_int_equal(promtext_value(&p, "h_bucket{op=\"x\",le=\"0.1\"}", &v), 0);
-    assert_true(v == 5);
-    assert_int_equal(promtext_value(&p, "h_bucket{op=\"x\",le=\"1\"}", &v), 0);
-    assert_true(v == 5);
-    assert_int_equal(promtext_value(&p, "h_bucket{op=\"x\",le=\"10\"}", &v), 0);
-    assert_true(v == 7);
-    assert_int_equal(promtext_value(&p, "h_bucket{op=\"x\",le=\"+Inf\"}", &v), 0);
-    assert_true(v == 9);
-    assert_int_equal(promtext_value(&p, "h_count{op=\"x\"}", &v), 0);
-    assert_true(v == 9);
-    assert_int_equal(promtext_value(&p, "h_sum{op=\"x\"}", &v), 0);
-    assert_true(isinf(v));
+    assert_true(promtext_get(&p, "h_bucket{op=\"x\",le=\"0.01\"}") == 3);   /* -1, 0, 0.01 */
+    assert_true(promtext_get(&p, "h_bucket{op=\"x\",le=\"0.1\"}") == 5);
+    assert_true(promtext_get(&p, "h_bucket{op=\"x\",le=\"1\"}") == 5);
+    assert_true(promtext_get(&p, "h_bucket{op=\"x\",le=\"10\"}") == 7);
+    assert_true(promtext_get(&p, "h_bucket{op=\"x\",le=\"+Inf\"}") == 9);
+    assert_true(promtext_get(&p, "h_count{op=\"x\"}") == 9);
+    assert_true(isinf(promtext_get(&p, "h_sum{op=\"x\"}")));
     promtext_release(&p);
-    free(text);
     metrics_registry_free(r);
 }
 
@@ -201,7 +186,7 @@ static void test_misuse_is_refused(void **state)
     assert_int_equal(metrics_set(c, (const char *const[]){ "GET", "200" }, 5), 0);
     /* A histogram with no bounds has just the +Inf bucket. */
     assert_int_equal(metrics_observe(h, NULL, 2), 0);
-    free(render(r));
+    free(render(r, NULL));
     metrics_registry_free(r);
 }
 
@@ -219,7 +204,7 @@ static void test_reset_forgets_series(void **state)
     metrics_reset(a);
     metrics_reset(b);
     metrics_set(a, (const char *const[]){ "Failed" }, 1);
-    text = render(r);
+    text = render(r, NULL);
     assert_null(strstr(text, "Running"));
     assert_non_null(strstr(text, "a{phase=\"Failed\"} 1\n"));
     assert_non_null(strstr(text, "\nb 0\n"));
@@ -287,9 +272,7 @@ static void test_concurrent_updates_add_up(void **state)
     struct hammer hm[THREADS];
     pthread_t t[THREADS];
     struct promtext p;
-    struct err e;
-    char *text, series[64];
-    double v = 0;
+    char series[64];
     int i;
 
     (void)state;
@@ -302,23 +285,17 @@ static void test_concurrent_updates_add_up(void **state)
     }
     for (i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
-    text = render(r);
-    assert_int_equal(promtext_parse(text, strlen(text), &p, &e), 0);
-    assert_int_equal(promtext_value(&p, "c_total{verb=\"GET\",code=\"200\"}", &v), 0);
-    assert_true(v == THREADS * ROUNDS);
+    free(render(r, &p));
+    assert_true(promtext_get(&p, "c_total{verb=\"GET\",code=\"200\"}") == THREADS * ROUNDS);
     for (i = 0; i < THREADS; i++) {
         snprintf(series, sizeof(series), "c_total{verb=\"PUT\",code=\"%d\"}", 200 + i);
-        assert_int_equal(promtext_value(&p, series, &v), 0);
-        assert_true(v == ROUNDS);
+        assert_true(promtext_get(&p, series) == ROUNDS);
     }
-    assert_int_equal(promtext_value(&p, "h_count", &v), 0);
-    assert_true(v == THREADS * ROUNDS);
-    assert_int_equal(promtext_value(&p, "h_bucket{le=\"0.5\"}", &v), 0);
-    assert_true(v == THREADS * ROUNDS / 2);   /* 0 and 0.5 of every 0, 0.5, 1, 1.5 */
-    assert_int_equal(promtext_value(&p, "h_sum", &v), 0);
-    assert_true(v == THREADS * ROUNDS / 4 * 3.0);
+    assert_true(promtext_get(&p, "h_count") == THREADS * ROUNDS);
+    /* 0 and 0.5 of every 0, 0.5, 1, 1.5 */
+    assert_true(promtext_get(&p, "h_bucket{le=\"0.5\"}") == THREADS * ROUNDS / 2);
+    assert_true(promtext_get(&p, "h_sum") == THREADS * ROUNDS / 4 * 3.0);
     promtext_release(&p);
-    free(text);
     metrics_registry_free(r);
 }
 

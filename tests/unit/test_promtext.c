@@ -16,6 +16,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,8 @@ static void test_parses_every_feature(void **state)
     assert_true(v == 3);
     assert_int_equal(promtext_value(&p, "req_total{verb=\"GET\"}", &v), -1);
     assert_int_equal(promtext_value(&p, "req_total{verb=", &v), -1);
+    assert_true(promtext_get(&p, "untyped_thing") == 42);
+    assert_true(isnan(promtext_get(&p, "untyped_thing{x=\"1\"}")));
     assert_true(promtext_sum(&p, "req_total") == 4);
     assert_true(promtext_sum(&p, "absent") == 0);
     assert_string_equal(promtext_family(&p, "req_total")->type, "counter");
