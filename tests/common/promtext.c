@@ -51,6 +51,17 @@ static void head_release(struct head *h)
     memset(h, 0, sizeof(*h));
 }
 
+/* Makes room for element n of the array *arr (of elements of size bytes). Returns 0 or -1. */
+static int grow(void *arr, size_t n, size_t size)
+{
+    void **p = arr, *grown = realloc(*p, (n + 1) * size);
+
+    if (!grown)
+        return -1;
+    *p = grown;
+    return 0;
+}
+
 static int is_name_char(char c, int first, int colon)
 {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':'))
@@ -102,7 +113,6 @@ static int read_quoted(struct parser *ps, struct strbuf *out, struct err *e)
 static int read_label(struct parser *ps, struct head *h, struct err *e)
 {
     struct strbuf name = STRBUF_INIT, value = STRBUF_INIT;
-    struct label *grown;
     size_t i;
     int rc = -1;
 
@@ -123,12 +133,10 @@ static int read_label(struct parser *ps, struct head *h, struct err *e)
     skip_blanks(ps);
     if (read_quoted(ps, &value, e) < 0)
         goto out;
-    grown = realloc(h->labels, (h->nlabels + 1) * sizeof(*grown));
-    if (!grown) {
+    if (grow(&h->labels, h->nlabels, sizeof(*h->labels)) < 0) {
         err_set(e, ENOMEM, "out of memory");
         goto out;
     }
-    h->labels = grown;
     h->labels[h->nlabels].name = strbuf_detach(&name, NULL);
     h->labels[h->nlabels].value = strbuf_detach(&value, NULL);
     h->nlabels++;
@@ -266,16 +274,10 @@ static long find_family(const struct promtext *p, const char *name, size_t len)
 static long add_family(struct parser *ps, const char *name, size_t len, struct err *e)
 {
     struct promtext *p = ps->out;
-    struct promtext_family *grown = realloc(p->families, (p->nfamilies + 1) * sizeof(*grown));
-    char *seen = realloc(ps->seen_samples, p->nfamilies + 1);
-
-    if (grown)
-        p->families = grown;
-    if (seen)
-        ps->seen_samples = seen;
-    if (!grown || !seen)
+    if (grow(&p->families, p->nfamilies, sizeof(*p->families)) < 0
+        || grow(&ps->seen_samples, p->nfamilies, 1) < 0)
         return err_set(e, ENOMEM, "out of memory");
-    memset(&p->families[p->nfamilies], 0, sizeof(*grown));
+    memset(&p->families[p->nfamilies], 0, sizeof(*p->families));
     ps->seen_samples[p->nfamilies] = 0;
     p->families[p->nfamilies].name = strndup(name, len);
     p->families[p->nfamilies].type = strdup("untyped");
@@ -391,7 +393,7 @@ static int add_hpoint(struct parser *ps, size_t family, struct head *h, int kind
                       struct err *e)
 {
     struct strbuf group = STRBUF_INIT;
-    struct hpoint *grown, *hp;
+    struct hpoint *hp;
     double le = 0;
     size_t i;
 
@@ -400,14 +402,11 @@ static int add_hpoint(struct parser *ps, size_t family, struct head *h, int kind
     if (kind == 0 && (i == h->nlabels
                       || parse_number(h->labels[i].value, strlen(h->labels[i].value), &le) < 0))
         return err_set(e, EINVAL, "line %zu: bucket without a numeric le label", ps->line);
-    grown = realloc(ps->hp, (ps->nhp + 1) * sizeof(*grown));
-    if (!grown || canonical(h, ps->out->families[family].name, "le", &group) < 0) {
-        if (grown)
-            ps->hp = grown;
+    if (grow(&ps->hp, ps->nhp, sizeof(*ps->hp)) < 0
+        || canonical(h, ps->out->families[family].name, "le", &group) < 0) {
         strbuf_release(&group);
         return err_set(e, ENOMEM, "out of memory");
     }
-    ps->hp = grown;
     hp = &ps->hp[ps->nhp++];
     hp->family = family;
     hp->group = strbuf_detach(&group, NULL);
@@ -421,7 +420,7 @@ static int add_hpoint(struct parser *ps, size_t family, struct head *h, int kind
 static int parse_sample(struct parser *ps, struct err *e)
 {
     struct promtext *p = ps->out;
-    struct promtext_sample *grown, *s;
+    struct promtext_sample *s;
     struct strbuf series = STRBUF_INIT;
     struct head h = { STRBUF_INIT, NULL, 0 };
     const char *tok;
@@ -477,12 +476,10 @@ static int parse_sample(struct parser *ps, struct err *e)
             err_set(e, EINVAL, "line %zu: series %s repeated", ps->line, series.buf);
             goto out;
         }
-    grown = realloc(p->samples, (p->nsamples + 1) * sizeof(*grown));
-    if (!grown) {
+    if (grow(&p->samples, p->nsamples, sizeof(*p->samples)) < 0) {
         err_set(e, ENOMEM, "out of memory");
         goto out;
     }
-    p->samples = grown;
     s = &p->samples[p->nsamples];
     s->name = strbuf_detach(&h.name, NULL);
     s->series = strbuf_detach(&series, NULL);
