@@ -36,6 +36,7 @@ struct httpd {
     int port;
     atomic_int stop;
     pthread_t server;
+    int server_started;
     double backlog_since;           /* server thread only: queue seen non-empty since */
     struct idbsync *idbsync;        /* NULL, or counts to show; under g.scrape_lock */
 
@@ -468,7 +469,7 @@ static int on_request(struct lws *wsi, struct httpd *h, struct session *s, const
     if (method == LWSHUMETH_GET || method == LWSHUMETH_HEAD) {
         route(h, path, s, &r);
     } else {
-        /* A request body may follow; closing is simpler than reading it. */
+        /* Its body, if any, is dropped as it comes; then the connection closes. */
         strbuf_adds(&s->body, "method not allowed\n");
         s->close = 1;
     }
@@ -482,8 +483,12 @@ static int on_request(struct lws *wsi, struct httpd *h, struct session *s, const
 
 static int on_writable(struct lws *wsi, struct session *s)
 {
-    size_t total = s->body.len - LWS_PRE, n = total - s->sent;
+    size_t total, n;
 
+    if (s->body.len <= LWS_PRE)
+        return 0;   /* a late callback: the response is out */
+    total = s->body.len - LWS_PRE;
+    n = total - s->sent;
     if (n > WRITE_CHUNK)
         n = WRITE_CHUNK;
     /* lws may use the LWS_PRE bytes before the chunk: headroom, or body already sent. */
@@ -512,6 +517,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP_BODY:
         return 0;   /* the body of a refused method: dropped */
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        /* lws holds writes back while a request body is being read. */
         lws_callback_on_writable(wsi);
         return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -686,11 +692,40 @@ out:
     return rc;
 }
 
-struct httpd *httpd_start(struct ctl *c, const char *listen, const struct httpd_opts *opts,
-                          struct err *e)
+/* The libwebsockets context and its one vhost, listening on host:port. */
+static int listen_lws(struct httpd *h, const char *host, int port, int v6, const char *listen,
+                      struct err *e)
 {
     struct lws_context_creation_info info;
     struct lws_vhost *vh;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    memset(&info, 0, sizeof(info));
+    /* An IPv4 address is bound as such, not as its IPv6-mapped twin. */
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS
+                   | (v6 || !*host ? 0 : LWS_SERVER_OPTION_DISABLE_IPV6);
+    info.gid = -1;
+    info.uid = -1;
+    info.user = h;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    h->ctx = lws_create_context(&info);
+    if (!h->ctx)
+        return err_set(e, EIO, "status server: cannot create a libwebsockets context");
+    info.port = port;
+    info.iface = *host ? host : NULL;
+    info.protocols = protocols;
+    info.vhost_name = "plateop";
+    vh = lws_create_vhost(h->ctx, &info);
+    if (!vh)
+        return err_set(e, EIO, "status server: cannot listen on %s (see the libwebsockets "
+                               "log line)", listen);
+    h->port = lws_get_vhost_listen_port(vh);
+    return 0;
+}
+
+struct httpd *httpd_start(struct ctl *c, const char *listen, const struct httpd_opts *opts,
+                          struct err *e)
+{
     struct httpd *h = NULL;
     char host[256];
     int port = 0, v6 = 0;
@@ -698,12 +733,7 @@ struct httpd *httpd_start(struct ctl *c, const char *listen, const struct httpd_
     if (parse_listen(listen, host, sizeof(host), &port, e) < 0
         || check_bind(host, port, listen, &v6, e) < 0)
         return NULL;
-    if (!metrics_ready()) {
-        err_set(e, ENOMEM, "status server: metrics: out of memory");
-        return NULL;
-    }
-    h = calloc(1, sizeof(*h));
-    if (!h) {
+    if (!metrics_ready() || !(h = calloc(1, sizeof(*h)))) {
         err_set(e, ENOMEM, "status server: out of memory");
         return NULL;
     }
@@ -718,50 +748,19 @@ struct httpd *httpd_start(struct ctl *c, const char *listen, const struct httpd_
         h->opts.db_probe_interval_s = 5;
     pthread_mutex_init(&h->lock, NULL);
     monotime_cond_init(&h->wake);
-
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-    memset(&info, 0, sizeof(info));
-    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | (v6 || !*host ? 0
-                                                        : LWS_SERVER_OPTION_DISABLE_IPV6);
-    info.gid = -1;
-    info.uid = -1;
-    info.user = h;
-    info.port = CONTEXT_PORT_NO_LISTEN;
-    h->ctx = lws_create_context(&info);
-    if (!h->ctx) {
-        err_set(e, EIO, "status server: cannot create a libwebsockets context");
+    if (listen_lws(h, host, port, v6, listen, e) < 0)
         goto fail;
-    }
-    info.port = port;
-    info.iface = *host ? host : NULL;
-    info.protocols = protocols;
-    info.vhost_name = "plateop";
-    vh = lws_create_vhost(h->ctx, &info);
-    if (!vh) {
-        err_set(e, EIO, "status server: cannot listen on %s (see the libwebsockets log line)",
-                listen);
-        goto fail;
-    }
-    h->port = lws_get_vhost_listen_port(vh);
-    if (pthread_create(&h->server, NULL, serve, h) != 0) {
+    h->server_started = pthread_create(&h->server, NULL, serve, h) == 0;
+    h->prober_started = h->server_started && pthread_create(&h->prober, NULL, probe_main, h) == 0;
+    if (!h->prober_started) {
         err_set(e, EAGAIN, "status server: cannot start a thread");
         goto fail;
     }
-    if (pthread_create(&h->prober, NULL, probe_main, h) != 0) {
-        err_set(e, EAGAIN, "status server: cannot start a thread");
-        httpd_stop(h);
-        return NULL;
-    }
-    h->prober_started = 1;
     log_info(NULL, "status server listening on %s (port %d): /healthz /readyz /metrics", listen,
              h->port);
     return h;
 fail:
-    if (h->ctx)
-        lws_context_destroy(h->ctx);
-    pthread_cond_destroy(&h->wake);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+    httpd_stop(h);
     return NULL;
 }
 
@@ -775,15 +774,18 @@ void httpd_stop(struct httpd *h)
     if (!h)
         return;
     atomic_store(&h->stop, 1);
-    lws_cancel_service(h->ctx);
-    pthread_join(h->server, NULL);
+    if (h->server_started) {
+        lws_cancel_service(h->ctx);
+        pthread_join(h->server, NULL);
+    }
     if (h->prober_started) {
         pthread_mutex_lock(&h->lock);
         pthread_cond_signal(&h->wake);
         pthread_mutex_unlock(&h->lock);
         pthread_join(h->prober, NULL);
     }
-    lws_context_destroy(h->ctx);
+    if (h->ctx)
+        lws_context_destroy(h->ctx);
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free(h);
