@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@
 #define WRITE_CHUNK 16384        /* body bytes per lws_write() */
 #define PROBE_TICK_S 0.5         /* how often the probe looks at the leader flag */
 #define PROBE_CONNECT_TIMEOUT_S 2
+#define PROBE_TIMEOUT_S 2.0      /* for the answer to SELECT 1 */
 
 struct httpd {
     struct ctl *c;
@@ -559,13 +561,34 @@ static void *serve(void *arg)
 
 /* ---- the ImageDB probe --------------------------------------------------- */
 
-/* One SELECT 1 on db's connection. */
+/*
+ * One SELECT 1 on db's connection, given up after PROBE_TIMEOUT_S: a
+ * server that accepts but never answers must not hold the probe.
+ */
 static int round_trip(struct idb *db)
 {
-    PGresult *res = PQexecParams(idb_pgconn(db), "SELECT 1", 0, NULL, NULL, NULL, NULL, 0);
-    int ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PGconn *conn = idb_pgconn(db);
+    double deadline = monotime_now() + PROBE_TIMEOUT_S;
+    PGresult *res;
+    int ok = 0;
 
-    PQclear(res);
+    if (!conn || !PQsendQueryParams(conn, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
+        return -1;
+    while (PQisBusy(conn)) {
+        struct pollfd p = { PQsocket(conn), POLLIN, 0 };
+        double left = deadline - monotime_now();
+        int n;
+
+        if (left <= 0)
+            return -1;   /* the caller's reconnect drops the busy connection */
+        n = poll(&p, 1, (int)(left * 1000) + 1);
+        if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(conn)))
+            return -1;
+    }
+    while ((res = PQgetResult(conn))) {
+        ok |= PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+    }
     return ok ? 0 : -1;
 }
 

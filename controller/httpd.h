@@ -102,8 +102,8 @@ int httpd_port(const struct httpd *h);
 
 /*
  * Stops serving, closes open connections, stops the ImageDB probe and
- * frees the server. Blocks until a probe in flight ends (at most its
- * connect timeout, 2 s). Safe on NULL.
+ * frees the server. Blocks until a probe in flight ends (each connect and
+ * each round trip is given 2 s; 6 s at the very most). Safe on NULL.
  */
 void httpd_stop(struct httpd *h);
 
@@ -129,6 +129,5 @@ void httpd_reconcile_end(double started);
 
 /* A kube_observer_fn (lib/kube.h) counting API requests by verb and code; ud is unused. */
 void httpd_kube_observer(const char *verb, int http, void *ud);
-
 
 #endif

@@ -5,7 +5,8 @@
  *
  * Proves: /readyz says which cache has not synced until all have, is
  * ready for a follower once they have, for the leader once ImageDB
- * answered, and not for a leader whose ImageDB is unreachable; /metrics
+ * answered, not for a leader whose ImageDB is unreachable or has stopped
+ * answering (its processes stopped), and ready again once it answers; /metrics
  * parses as Prometheus text and its Analysis phases, batch states and API
  * request counts match what the test did.
  */
@@ -14,6 +15,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 
 #include "../../controller/httpd.h"
 #include "httpget.h"
+#include "idbfix.h"
 #include "monotime.h"
 #include "promtext.h"
 #include "testkube.h"
@@ -34,6 +37,9 @@ void ctl_enqueue(struct ctl *c, const char *key)
 }
 
 static struct testkube tk;
+
+/* PostgreSQL processes the test stopped, resumed in teardown whatever happens. */
+static pid_t stopped[2];
 
 /* The Analysis CRD from crds/, created unless present, and served. */
 static int ensure_crd(void)
@@ -77,9 +83,20 @@ static int setup(void **state)
     return ensure_crd();
 }
 
+static void resume_database(void)
+{
+    int i;
+
+    for (i = 0; i < 2; i++)
+        if (stopped[i] > 0)
+            kill(stopped[i], SIGCONT);
+    memset(stopped, 0, sizeof(stopped));
+}
+
 static int teardown(void **state)
 {
     (void)state;
+    resume_database();
     testkube_close(&tk);
     return 0;
 }
@@ -207,6 +224,44 @@ static int metrics_match(struct server *s, const char *const *series, const doub
     return ok;
 }
 
+/*
+ * Stops the backend of the status server's probe connection and the
+ * postmaster (its parent): an established connection that no longer
+ * answers, and new ones that never complete.
+ */
+static void stop_database(void)
+{
+    static const char *const app[] = { "plateop-controller-probe" };
+    PGconn *pg = idbfix_connect();
+    char path[64], stat[512], *paren;
+    long long backend = -1;
+    double deadline = monotime_now() + 10;
+    FILE *f;
+    int ppid = 0;
+
+    assert_non_null(pg);
+    while (backend <= 0 && monotime_now() < deadline) {
+        backend = idbfix_value(pg, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+                                   "ORDER BY backend_start DESC LIMIT 1", 1, app);
+        if (backend <= 0)
+            usleep(100 * 1000);
+    }
+    PQfinish(pg);
+    assert_true(backend > 0);
+    snprintf(path, sizeof(path), "/proc/%lld/stat", backend);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(stat, sizeof(stat), f));
+    fclose(f);
+    paren = strrchr(stat, ')');
+    assert_non_null(paren);
+    assert_int_equal(sscanf(paren + 1, " %*c %d", &ppid), 1);
+    stopped[0] = ppid;
+    stopped[1] = (pid_t)backend;
+    assert_int_equal(kill(stopped[0], SIGSTOP), 0);
+    assert_int_equal(kill(stopped[1], SIGSTOP), 0);
+}
+
 static void test_readiness_and_metrics(void **state)
 {
     static const char *const series[] = {
@@ -256,6 +311,11 @@ static void test_readiness_and_metrics(void **state)
     /* The leader also needs ImageDB: the test bed's answers. */
     atomic_store(&c.leading, 1);
     wait_for(&s, "/readyz", 200, "ok", 10);
+    /* A database that stops answering is noticed (2 s per attempt), and its return too. */
+    stop_database();
+    wait_for(&s, "/readyz", 503, "ImageDB unreachable", 15);
+    resume_database();
+    wait_for(&s, "/readyz", 200, "ok", 15);
 
     /* The same caches with an ImageDB nobody listens on. */
     memset(&down, 0, sizeof(down));
