@@ -225,8 +225,9 @@ static struct pod_rec *find_pod(struct agent *a, const char *ns, const char *nam
 {
     struct pod_rec *p;
 
+    /* A record whose pod is gone only waits for its processes to end. */
     for (p = a->pods; p; p = p->next)
-        if (strcmp(p->ns, ns) == 0 && strcmp(p->name, name) == 0)
+        if (!p->gone && strcmp(p->ns, ns) == 0 && strcmp(p->name, name) == 0)
             return p;
     return NULL;
 }
@@ -994,12 +995,9 @@ static void handle_new(struct agent *a, json_t *obj)
         p->terminal = 1;
         p->started = 1;
     } else if (meta(obj, "deletionTimestamp")) {
+        /* Never run here: nothing to stop, only the deletion to finish. */
         p->deleting = 1;
         p->started = 1;
-        set_waiting(p, "ContainerCreating", "");
-        p->dirty = 0;
-        for (size_t i = 0; i < p->n; i++)
-            p->c[i].state = C_TERMINATED;
     } else if (phase && strcmp(phase, "Pending") != 0) {
         adopt_status(a, p, 0);
         fail_pod(p, "NodeAgentRestarted",
@@ -1035,7 +1033,6 @@ static void handle_event(struct agent *a, enum kube_event_type type, json_t *obj
         /* Same name, new pod: the old one is gone. */
         p->gone = 1;
         kill_pod(p, SIGKILL);
-        p->ns[0] = '\0';
         p = NULL;
     }
     if (!p) {

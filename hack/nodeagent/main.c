@@ -278,6 +278,7 @@ out:
         log_warn(NULL, "%s", e.msg);
     logsrv_stop(srv);
     agent_free(agent);
+    memlimit_shutdown();
     kube_client_free(kc);
     kube_config_release(&cfg);
     if (sigfd >= 0)

@@ -172,3 +172,11 @@ void memlimit_release(struct memlimit *m)
     free(m->cgroup_procs);
     memset(m, 0, sizeof(*m));
 }
+
+void memlimit_shutdown(void)
+{
+    if (mode == MEMLIMIT_CGROUP2 && rmdir(base.buf) < 0 && errno != ENOENT)
+        log_warn(NULL, "remove cgroup %s: %s", base.buf, strerror(errno));
+    strbuf_release(&base);
+    mode = MEMLIMIT_SAMPLE;
+}

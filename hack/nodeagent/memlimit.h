@@ -60,4 +60,7 @@ int memlimit_oom_killed(struct memlimit *m);
 /* Removes the cgroup (its processes must be gone) and frees. Safe on a zeroed struct. */
 void memlimit_release(struct memlimit *m);
 
+/* Removes the agent's own cgroup directory (cgroup v2 mode), once every limit is released. */
+void memlimit_shutdown(void);
+
 #endif
