@@ -251,8 +251,10 @@ static int worker_image(const json_t *meta, const json_t *images, json_t *spec,
 /* The row's spec; NULL with e. */
 static json_t *row_spec(const struct idbsync_row *in, struct err *e)
 {
-    static const struct { const char *meta, *filter; } filters[] = {
+    static const struct { const char *meta, *spec; } filters[] = {
         { "well_filter", "wells" }, { "site_filter", "sites" }, { "z", "z" },
+    }, numbers[] = {
+        { "job_timeout", "timeoutSeconds" }, { "max_errors", "maxFailedBatches" },
     };
     const struct idb_sub_analysis *r = in->row;
     const json_t *meta = r->meta;
@@ -282,7 +284,7 @@ static json_t *row_spec(const struct idbsync_row *in, struct err *e)
         if ((rc = meta_text(meta, filters[i].meta, &tmp, e)) < 0)
             goto fail;
         if (rc)
-            put(flt, filters[i].filter, json_string(tmp.buf), &oom);
+            put(flt, filters[i].spec, json_string(tmp.buf), &oom);
     }
     if ((rc = meta_text(meta, "channels", &tmp, e)) < 0)
         goto fail;
@@ -290,14 +292,12 @@ static json_t *row_spec(const struct idbsync_row *in, struct err *e)
         put(flt, "channels", split_list(tmp.buf), &oom);
     if (worker_image(meta, in->worker_images, spec, &tmp, &oom, e) < 0)
         goto fail;
-    if ((rc = meta_int(meta, "job_timeout", &n, e)) < 0)
-        goto fail;
-    if (rc)
-        put(spec, "timeoutSeconds", json_integer(n), &oom);
-    if ((rc = meta_int(meta, "max_errors", &n, e)) < 0)
-        goto fail;
-    if (rc)
-        put(spec, "maxFailedBatches", json_integer(n), &oom);
+    for (i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+        if ((rc = meta_int(meta, numbers[i].meta, &n, e)) < 0)
+            goto fail;
+        if (rc)
+            put(spec, numbers[i].spec, json_integer(n), &oom);
+    }
     if ((rc = meta_bool(meta, "use_icf", &on, e)) < 0)
         goto fail;
     if (rc)
@@ -417,7 +417,8 @@ json_t *idbsync_row_state(const json_t *analysis)
     }
     status = idb_status_new(phase, progress.len ? progress.buf : NULL,
                             failed ? (msg ? msg : "the analysis failed") : NULL);
-    if (status && !failed && msg && *msg)
+    /* While batches run the progress says what Ready's message would. */
+    if (status && !failed && msg && *msg && strcmp(phase, "Running") != 0)
         put(status, "message", json_string(msg), &oom);
     out = json_pack("{s:b,s:b,s:b,s:o}", "start", started, "finish", finished, "error", failed,
                     "status", status);
@@ -879,7 +880,7 @@ static void adopt_row(struct idbsync *s, const struct idb_sub_analysis *r,
     snprintf(sub, sizeof(sub), "%lld", r->sub_id);
     idbsync_name(r->analysis_id, r->sub_id, name, sizeof(name));
     snprintf(akey, sizeof(akey), "%s/%s", s->ns, name);
-    /* Its Analysis is going away: the row is about to say so. */
+    /* A change of its Analysis (its deletion, perhaps) is about to reach the row. */
     if (pending_for(s, sub))
         return;
     obj = informer_get(s->inf, s->ns, name);
@@ -1255,13 +1256,13 @@ void idbsync_stop(struct idbsync *s)
 {
     if (!s)
         return;
-    /* The informer first: its handlers wake the thread. */
-    informer_free(s->inf);
+    /* The thread first (it reads the informer's cache); handlers only touch pending. */
     atomic_store(&s->stop, 1);
     if (s->thread_started) {
         wake(s);
         pthread_join(s->thread, NULL);
     }
+    informer_free(s->inf);
     idb_listener_close(s->listener);
     idb_close(s->db);
     if (s->wake_fd >= 0)

@@ -68,6 +68,15 @@ static const char *at(const json_t *o, ...)
     return json_string_value(o);
 }
 
+/* The Analysis's spec, as compact JSON with sorted keys, is want. */
+static void expect_spec(const json_t *a, const char *want)
+{
+    char *s = json_dumps(json_object_get(a, "spec"), JSON_COMPACT | JSON_SORT_KEYS);
+
+    assert_string_equal(s, want);
+    free(s);
+}
+
 static void test_name(void **state)
 {
     char name[64];
@@ -80,9 +89,8 @@ static void test_name(void **state)
 static void test_full_meta(void **state)
 {
     struct idb_sub_analysis r;
-    json_t *deps = json_pack("[s]", "ia-3-11"), *a, *spec;
+    json_t *deps = json_pack("[s]", "ia-3-11"), *a;
     struct err e;
-    char *s;
 
     (void)state;
     row_init(&r, "{\"type\":\"cellprofiler\",\"pipeline_file\":\"/share/p/features.cppipe\","
@@ -100,15 +108,12 @@ static void test_full_meta(void **state)
     assert_string_equal(json_string_value(json_array_get(
                             json_object_get(json_object_get(a, "metadata"), "finalizers"), 0)),
                         IDBSYNC_FINALIZER);
-    spec = json_object_get(a, "spec");
-    s = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(s,
+    expect_spec(a,
         "{\"batching\":{\"by\":\"site\",\"size\":9},\"dependsOn\":[\"ia-3-11\"],"
         "\"filters\":{\"channels\":[\"DNA\",\"ER\"],\"sites\":\"1-4\",\"wells\":\"C03,C04-E03\","
         "\"z\":\"0\"},\"image\":\"plateop/worker:cp425\",\"maxFailedBatches\":2,"
         "\"pipeline\":\"/share/p/features.cppipe\",\"plateAcquisition\":7,\"priority\":-5,"
         "\"timeoutSeconds\":3600,\"useIlluminationCorrection\":true}");
-    free(s);
     json_decref(a);
     json_decref(deps);
     idb_sub_analysis_release(&r);
@@ -117,9 +122,8 @@ static void test_full_meta(void **state)
 static void test_gui_spellings(void **state)
 {
     struct idb_sub_analysis r;
-    json_t *a, *spec;
+    json_t *a;
     struct err e;
-    char *s;
 
     (void)state;
     /* Numbers as text, lists of numbers, channels as one string, no cp_version. */
@@ -129,14 +133,11 @@ static void test_gui_spellings(void **state)
     r.priority = 3;
     a = build(&r, images, NULL, &e);
     assert_non_null(a);
-    spec = json_object_get(a, "spec");
-    s = json_dumps(spec, JSON_COMPACT | JSON_SORT_KEYS);
-    assert_string_equal(s,
+    expect_spec(a,
         "{\"batching\":{\"by\":\"plate\"},\"filters\":{\"channels\":[\"DNA\",\"ER\",\"RNA\"],"
         "\"sites\":\"1,2,5\"},\"maxFailedBatches\":0,\"pipeline\":\"p.cppipe\","
         "\"plateAcquisition\":7,\"priority\":-3,\"timeoutSeconds\":600,"
         "\"useIlluminationCorrection\":false}");
-    free(s);
     json_decref(a);
     idb_sub_analysis_release(&r);
 
