@@ -89,10 +89,20 @@ run_integration() {
     done
 }
 
+# PLATEOP_KEEP_TESTBED=1 leaves the test bed running afterwards, to look around.
+teardown() {
+    if [ -n "${PLATEOP_KEEP_TESTBED:-}" ] && [ -n "${TESTBED_DIR:-}" ]; then
+        echo "# test bed kept in $TESTBED_DIR (PLATEOP_KEEP_TESTBED); stop it with:"
+        echo "#   PLATEOP_CLUSTER_DIR=$TESTBED_DIR/cluster hack/cluster.sh down; PLATEOP_IMAGEDB_DIR=$TESTBED_DIR/imagedb hack/imagedb.sh down; PLATEOP_NODEAGENT_DIR=$TESTBED_DIR/nodeagent hack/nodeagent.sh stop"
+        return 0
+    fi
+    testbed_down 2>/dev/null || true
+}
+
 case "$mode" in
 --unit) run_unit ;;
---integration) trap 'testbed_down' EXIT; run_integration ;;
---all) trap 'testbed_down 2>/dev/null || true' EXIT; run_unit; run_integration ;;
+--integration) trap teardown EXIT; run_integration ;;
+--all) trap teardown EXIT; run_unit; run_integration ;;
 *) echo "usage: tests/run.sh --unit|--integration|--all [NAME...]" >&2; exit 2 ;;
 esac
 

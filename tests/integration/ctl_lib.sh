@@ -112,6 +112,7 @@ ctl_explain() {
 }
 
 ctl_cleanup() {
+    [ -n "${PLATEOP_KEEP_TESTBED:-}" ] && { ctl_stop KILL; echo "# kept: namespace $CTL_NS, $CTL_DIR"; return 0; }
     ctl_stop KILL
     kubectl delete namespace "$CTL_NS" --wait=false >/dev/null 2>&1
     rm -rf "$CTL_DIR"
