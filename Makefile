@@ -88,7 +88,7 @@ $(BUILD)/tests/cellprofiler-standin: $(call obj,$(STANDIN_SRC)) $(LIBPLATEOP)
 
 # Test programs may link worker or controller modules: every non-main object
 # of both programs is put in reach of the tests through these archives.
-PROG_OBJ_NOMAIN := $(call obj,$(filter-out %/main.c,$(CONTROLLER_SRC) $(WORKER_SRC)))
+PROG_OBJ_NOMAIN := $(call obj,$(filter-out %/main.c,$(CONTROLLER_SRC) $(WORKER_SRC) $(NODEAGENT_SRC)))
 PROGLIB := $(BUILD)/libprogs.a
 $(PROGLIB): $(PROG_OBJ_NOMAIN) $(BUILD)/obj/empty.o
 	@mkdir -p $(dir $@)
