@@ -18,6 +18,8 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "httpd.h"
+#include "imagedb_sync.h"
 #include "kube_config.h"
 #include "leader.h"
 #include "log.h"
@@ -126,10 +128,46 @@ static void analysis_changed(void *ud, const json_t *obj)
                                                            "name")));
 }
 
+/* Analyses of the same namespace whose spec.dependsOn names obj. */
+static void wake_dependents(struct ctl *c, const json_t *obj)
+{
+    const json_t *meta = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    json_t *all, *a, *d;
+    size_t i, k;
+
+    if (!ns || !name || !c->analyses)
+        return;
+    all = informer_list(c->analyses, NULL, NULL);
+    json_array_foreach(all, i, a) {
+        const json_t *am = json_object_get(a, "metadata");
+        const char *ans = json_string_value(json_object_get(am, "namespace"));
+
+        if (!ans || strcmp(ans, ns) != 0)
+            continue;
+        json_array_foreach(json_object_get(json_object_get(a, "spec"), "dependsOn"), k, d) {
+            if (json_string_value(d) && strcmp(json_string_value(d), name) == 0)
+                analysis_changed(c, a);
+        }
+    }
+    json_decref(all);
+}
+
 static void on_analysis_update(void *ud, const json_t *old, const json_t *cur)
 {
-    (void)old;
+    const char *was = json_string_value(json_object_get(json_object_get(old, "status"), "phase"));
+    const char *is = json_string_value(json_object_get(json_object_get(cur, "status"), "phase"));
+
     analysis_changed(ud, cur);
+    if (is && (!was || strcmp(was, is) != 0))
+        wake_dependents(ud, cur);
+}
+
+static void on_analysis_add(void *ud, const json_t *obj)
+{
+    analysis_changed(ud, obj);
+    wake_dependents(ud, obj);
 }
 
 /* Owned objects name their Analysis in an owner reference or an annotation. */
@@ -255,7 +293,7 @@ static struct informer *start_informer(struct ctl *c, struct kube_res res, const
         o.h.on_update = on_owned_update;
         o.h.on_delete = owned_changed;
     } else {
-        o.h.on_add = analysis_changed;
+        o.h.on_add = on_analysis_add;
         o.h.on_update = on_analysis_update;
     }
     inf = informer_new(c->kc, &o, ke);
@@ -299,7 +337,7 @@ static void *worker_main(void *arg)
 
     while ((key = wq_get(c->queue))) {
         struct log_ctx lc = { key, NULL, NULL };
-        double requeue = 0;
+        double requeue = 0, t0;
         struct err e;
         int rc;
 
@@ -309,7 +347,9 @@ static void *worker_main(void *arg)
             continue;
         }
         atomic_fetch_add(&c->metrics.reconciles, 1);
+        t0 = httpd_reconcile_begin();
         rc = ctl_reconcile(c, key, &requeue, &e);
+        httpd_reconcile_end(t0);
         if (rc < 0) {
             atomic_fetch_add(&c->metrics.reconcile_errors, 1);
             if (e.code == EAGAIN) {
@@ -370,6 +410,8 @@ int main(int argc, char **argv)
     struct ctl c;
     struct err e;
     struct leader *leader = NULL;
+    struct httpd *httpd = NULL;
+    struct idbsync *idbs = NULL;
     pthread_t *workers = NULL;
     sigset_t sigs;
     int rc, i, sig = 0, started = 0, status = 1;
@@ -414,6 +456,7 @@ int main(int argc, char **argv)
         log_error(NULL, "Kubernetes client: %s", ke.err.msg);
         goto out;
     }
+    kube_client_set_observer(c.kc, httpd_kube_observer, NULL);
     c.queue = wq_new(NULL, &e);
     c.window = window_new(cfg.window);
     if (!c.queue || !c.window) {
@@ -447,6 +490,14 @@ int main(int argc, char **argv)
         log_error(NULL, "watch: %s", ke.err.msg);
         goto out;
     }
+    /* Started before the caches sync, so /readyz says what it waits for. */
+    if (cfg.listen && *cfg.listen) {
+        httpd = httpd_start(&c, cfg.listen, NULL, &e);
+        if (!httpd) {
+            log_error(NULL, "status server on %s: %s", cfg.listen, e.msg);
+            goto out;
+        }
+    }
     if (informer_wait_synced(c.analyses, 60000) < 0 || informer_wait_synced(c.jobs, 60000) < 0 ||
         informer_wait_synced(c.configmaps, 60000) < 0 || informer_wait_synced(c.pods, 60000) < 0 ||
         informer_wait_synced(c.quotas, 60000) < 0) {
@@ -468,6 +519,13 @@ int main(int argc, char **argv)
         }
     }
 
+    idbs = idbsync_start(&c, &e);
+    if (!idbs) {
+        log_error(NULL, "ImageDB: %s", e.msg);
+        goto out;
+    }
+    httpd_set_idbsync(httpd, idbs);
+
     if (cfg.leader_elect) {
         struct leader_config lc = { .ns = cfg.lease_namespace, .name = LEASE_NAME,
                                     .identity = cfg.id,
@@ -487,8 +545,10 @@ int main(int argc, char **argv)
     status = 0;
 out:
     atomic_store(&c.leading, 0);
+    httpd_stop(httpd);
     if (leader)
         leader_stop(leader, 1);
+    idbsync_stop(idbs);
     if (c.queue)
         wq_shutdown(c.queue);
     for (i = 0; i < started; i++)

@@ -731,6 +731,63 @@ static int fail_analysis(struct ctl *c, const struct ana *a, const char *reason,
     return write_status(c, a, status_with(a, P_FAILED, reason, message, set), e);
 }
 
+/*
+ * dependsOn: every named Analysis must have Succeeded before this one is
+ * planned. Returns 0 when they have; 1 after recording Blocked
+ * (WaitingForDependency) -- their status changes wake this one; 2 after
+ * recording Failed (DependencyFailed) -- never waiting for what cannot
+ * come; -1 with e on trouble writing the status.
+ */
+static int deps_step(struct ctl *c, const struct ana *a, double *requeue_s, struct err *e)
+{
+    struct strbuf msg = STRBUF_INIT;
+    const json_t *name;
+    size_t i;
+    int rc = 0;
+
+    json_array_foreach(a->depends_on, i, name) {
+        const char *dep = json_string_value(name), *phase;
+        json_t *obj;
+
+        if (!dep)
+            continue;
+        obj = informer_get(c->analyses, a->ns, dep);
+        phase = jstr(json_object_get(obj, "status"), "phase");
+        if (phase && strcmp(phase, "Failed") == 0) {
+            const json_t *conds = jpath(obj, "status", "conditions"), *cnd;
+            const char *why = NULL;
+            size_t k;
+
+            json_array_foreach(conds, k, cnd) {
+                if (jstr(cnd, "type") && strcmp(jstr(cnd, "type"), "Failed") == 0)
+                    why = jstr(cnd, "message");
+            }
+            strbuf_addf(&msg, "dependency %s failed%s%s", dep, why ? ": " : "", why ? why : "");
+            json_decref(obj);
+            rc = fail_analysis(c, a, "DependencyFailed", msg.buf, NULL, e) < 0 ? -1 : 2;
+            goto out;
+        }
+        if (!phase || strcmp(phase, "Succeeded") != 0) {
+            if (msg.len)
+                strbuf_adds(&msg, ", ");
+            strbuf_addf(&msg, "%s (%s)", dep, !obj ? "not found" : phase ? phase : "Pending");
+        }
+        json_decref(obj);
+    }
+    if (msg.len) {
+        char text[ERR_MSG_MAX];
+
+        snprintf(text, sizeof(text), "waiting for %s", msg.buf);
+        rc = write_status(c, a, status_with(a, P_BLOCKED, "WaitingForDependency", text, NULL),
+                          e) < 0 ? -1 : 1;
+        /* A dependency that does not exist yet makes no event: look again now and then. */
+        *requeue_s = 30;
+    }
+out:
+    strbuf_release(&msg);
+    return rc;
+}
+
 /* Plans, records the plan, and returns 1 to come back once the cache has caught up. */
 static int plan_step(struct ctl *c, const struct ana *a, double *requeue_s, struct err *e)
 {
@@ -987,8 +1044,13 @@ int ctl_reconcile(struct ctl *c, const char *key, double *requeue_s, struct err 
         goto out;
     }
     total = (long)json_integer_value(jpath(a.status, "plan", "batches"));
-    if (total <= 0)
-        rc = plan_step(c, &a, requeue_s, e);
+    if (total <= 0) {
+        rc = deps_step(c, &a, requeue_s, e);
+        if (rc == 0)
+            rc = plan_step(c, &a, requeue_s, e);
+        else if (rc == 2)
+            rc = 0;
+    }
     else
         rc = run_step(c, &a, total, requeue_s, e);
 out:
