@@ -202,6 +202,10 @@ t_check "the kubeconfig authenticates as the ServiceAccount" \
 t_check "a RoleBinding to the ClusterRole serves another namespace" \
     kubectl -n "$CTL_NS" create rolebinding plateop-controller --clusterrole=plateop-controller \
     --serviceaccount="$sys:plateop-controller"
+# The API server's authorizer learns of a binding through its own watch: wait
+# for it, so that a refusal in the controller's log means a missing rule.
+t_eventually 30 "the binding is in force" \
+    sh -c 'kubectl auth can-i list jobs.batch -n "$1" --as="$2" | grep -qx yes' _ "$CTL_NS" "$sa_user"
 
 acq=$(ctl_plate --wells 4 --sites 2)
 ctl_config
@@ -219,7 +223,7 @@ t_check "it led through the Lease plateop-system/plateop-controller" \
     test "$(kubectl -n "$sys" get lease plateop-controller -o jsonpath='{.spec.holderIdentity}')" = plateop-manifests-test
 t_check "its two batches and the merge ran: 8 image sets merged" \
     test "$(kubectl -n "$CTL_NS" get analysis rbac -o jsonpath='{.status.batches.total}/{.status.batches.succeeded}') $(($(wc -l <"$CTL_DIR/work/$CTL_NS/rbac/results/Image.csv" 2>/dev/null || echo 0) - 1))" = "2/2 8"
-t_check "it recorded Events on the Analysis" \
+t_eventually 10 "it recorded Events on the Analysis" \
     sh -c 'kubectl -n "$1" get events --field-selector involvedObject.name=rbac -o name | grep -q .' _ "$CTL_NS"
 t_check "no request of the controller was refused" \
     sh -c '! grep -i forbidden "$1"' _ "$CTL_DIR/controller.log"
