@@ -171,14 +171,21 @@ static json_t *pod_template(const struct ana *a, const struct ctl_config *cfg, j
                      "containers", container, "volumes", volumes);
 }
 
+static json_t *jpath_labels(json_t *obj)
+{
+    return json_object_get(json_object_get(obj, "metadata"), "labels");
+}
+
 json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const struct obj_batch *b)
 {
-    char name[OBJ_NAME_MAX + 1], num[32];
+    char name[OBJ_NAME_MAX + 1], cm[OBJ_NAME_MAX + 1], num[32], suffix[32];
     struct strbuf out = STRBUF_INIT, pipeline = STRBUF_INIT;
     json_t *env, *args, *resources = NULL, *job = NULL, *v;
     size_t i;
 
-    obj_name(a->name, b->id, name);
+    obj_name(a->name, b->id, cm);
+    snprintf(suffix, sizeof(suffix), "%s-m%d", b->id, b->attempt);
+    obj_name(a->name, b->attempt ? suffix : b->id, name);
     obj_output_dir(a, cfg, "batches/", &out);
     strbuf_adds(&out, b->id);
     if (a->pipeline[0] == '/')
@@ -222,9 +229,13 @@ json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const s
                     "template",
                     pod_template(a, cfg, labels(a, "batch", b), args, env, resources,
                                  json_pack("{s:s,s:{s:s}}", "name", "plateop-input",
-                                           "configMap", "name", name),
+                                           "configMap", "name", cm),
                                  json_pack("{s:s,s:s,s:b}", "name", "plateop-input",
                                            "mountPath", "/plateop/input", "readOnly", 1)));
+    if (job) {
+        snprintf(num, sizeof(num), "%d", b->attempt);
+        json_object_set_new(jpath_labels(job), OBJ_LABEL_ATTEMPT, json_string(num));
+    }
     strbuf_release(&out);
     strbuf_release(&pipeline);
     return job;

@@ -36,6 +36,7 @@ struct strbuf;
 #define OBJ_ANN_SETS "plateop.io/image-sets"
 #define OBJ_ANN_ANALYSIS "plateop.io/analysis-name"  /* on a Pod: its Analysis */
 #define OBJ_ANN_MEMORY "plateop.io/memory"     /* on a Job: its memory limit */
+#define OBJ_LABEL_ATTEMPT "plateop.io/attempt" /* on a Job: 0, or its retry with more memory */
 #define OBJ_CSV_KEY "loaddata.csv"
 
 /* What the controller knows of one batch. Strings are borrowed. */
@@ -46,6 +47,7 @@ struct obj_batch {
     long index;             /* position in the plan */
     long sets;              /* image sets */
     const char *memory;     /* memory limit override (OOM escalation) or NULL */
+    int attempt;            /* 0, then 1, 2, ... for each retry with more memory */
 };
 
 /*
@@ -62,7 +64,10 @@ void obj_analysis_label(const char *name, char *out);
 json_t *obj_batch_configmap(const struct ana *a, const struct obj_batch *b, const char *csv,
                             size_t csv_len);
 
-/* The batch's Job: plateop-worker run over the ConfigMap's CSV. */
+/*
+ * The batch's Job: plateop-worker run over the ConfigMap's CSV. Attempt 0
+ * is "<analysis>-<batch>"; a retry with more memory is "...-<batch>-m<N>".
+ */
 json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const struct obj_batch *b);
 
 /*

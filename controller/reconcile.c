@@ -25,6 +25,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "objects.h"
+#include "quantity.h"
 #include "strbuf.h"
 
 enum bstate {
@@ -42,7 +43,9 @@ struct batch {
     long index;
     long sets;
     json_t *cm;             /* borrowed from the observed list */
-    json_t *job;            /* borrowed, or NULL */
+    json_t *job;            /* its latest attempt, borrowed, or NULL */
+    int attempt;            /* of that Job */
+    const char *memory;     /* its escalated memory limit, or NULL */
     enum bstate st;
     int remembered;         /* the ConfigMap says it succeeded (its Job may be gone) */
     char reason[64];
@@ -225,6 +228,30 @@ static void failure_reason(struct batch *b, const char *job_reason, const char *
     }
 }
 
+static int attempt_of(const json_t *job)
+{
+    const char *a = label_of(job, OBJ_LABEL_ATTEMPT);
+
+    return a ? atoi(a) : 0;
+}
+
+/* The pods the Job made (the Job controller labels them with its name). */
+static json_t *pods_of(const json_t *pods, const json_t *job)
+{
+    const char *name = jstr(json_object_get(job, "metadata"), "name");
+    json_t *out = json_array();
+    const json_t *p;
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const char *jn = label_of(p, "job-name");
+
+        if (name && jn && strcmp(jn, name) == 0)
+            json_array_append(out, (json_t *)p);
+    }
+    return out;
+}
+
 static int cmp_batch(const void *x, const void *y)
 {
     const struct batch *a = x, *b = y;
@@ -266,10 +293,15 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
     json_array_foreach(o->jobs, i, obj) {
         const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
 
-        if (role && strcmp(role, "merge") == 0)
+        if (role && strcmp(role, "merge") == 0) {
             o->merge_job = obj;
-        else if (bid)
-            json_object_set(o->job_by_batch, bid, obj);
+        } else if (bid) {
+            /* Retries with more memory are new Jobs: the latest attempt speaks for the batch. */
+            const json_t *prev = json_object_get(o->job_by_batch, bid);
+
+            if (!prev || attempt_of(obj) > attempt_of(prev))
+                json_object_set(o->job_by_batch, bid, obj);
+        }
     }
     json_array_foreach(o->pods, i, obj) {
         const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
@@ -293,7 +325,7 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         struct batch *b = &o->b[o->n];
         const char *idx = annotation_of(obj, OBJ_ANN_INDEX), *sets = annotation_of(obj, OBJ_ANN_SETS);
         const char *state = label_of(obj, OBJ_LABEL_STATE), *outcome, *jr = NULL, *jm = NULL;
-        const json_t *pods;
+        json_t *pods;
 
         b->id = label_of(obj, OBJ_LABEL_BATCH);
         b->wells = annotation_of(obj, OBJ_ANN_WELLS);
@@ -305,7 +337,11 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         b->cm = obj;
         b->job = json_object_get(o->job_by_batch, b->id);
         b->remembered = state && strcmp(state, "succeeded") == 0;
-        pods = json_object_get(o->pods_by_batch, b->id);
+        if (b->job) {
+            b->attempt = attempt_of(b->job);
+            b->memory = annotation_of(b->job, OBJ_ANN_MEMORY);
+        }
+        pods = pods_of(json_object_get(o->pods_by_batch, b->id), b->job);
         outcome = b->job ? job_outcome(b->job, &jr, &jm) : NULL;
         if (b->remembered || (outcome && strcmp(outcome, "Complete") == 0))
             b->st = B_SUCCEEDED;
@@ -321,6 +357,7 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
             o->nopod++;
         if (b->st == B_FAILED)
             failure_reason(b, jr, jm, pods);
+        json_decref(pods);
         o->counts[b->st]++;
         o->n++;
     }
@@ -574,7 +611,7 @@ static int create_jobs(struct ctl *c, const struct ana *a, struct observed *o, i
     for (i = 0; i < o->n && k < n; i++) {
         struct batch *b = &o->b[i];
         struct kube_request req = { .verb = KUBE_POST, .res = KUBE_RES_JOBS };
-        struct obj_batch ob = { b->id, b->wells, b->hash, b->index, b->sets, NULL };
+        struct obj_batch ob = { b->id, b->wells, b->hash, b->index, b->sets, NULL, 0 };
         struct log_ctx lc = { key, b->id, b->wells };
 
         if (b->st != B_NEW)
@@ -604,6 +641,84 @@ out:
     free(bodies);
     kube_batch_free(kb);
     return rc;
+}
+
+#define DEFAULT_MEMORY_CEILING (64ULL << 30)
+
+/*
+ * A batch whose pod was OOMKilled runs again, as a new Job, with its memory
+ * limit multiplied by spec.memory.retryFactor up to spec.memory.max (64Gi),
+ * before it counts as failed. It needs a limit to raise: without one the
+ * node's memory was the limit, and more cannot be asked for.
+ */
+static int retry_oom(struct ctl *c, const struct ana *a, struct observed *o, struct err *e)
+{
+    const json_t *limit;
+    unsigned long long cur, cap = DEFAULT_MEMORY_CEILING, next;
+    struct kube_res r = KUBE_RES_JOBS;
+    struct kube_error ke;
+    char mem[32], key[300];
+    size_t i;
+
+    ana_key(a, key, sizeof(key));
+    limit = json_object_get(json_object_get(a->resources, "limits"), "memory");
+    if (a->mem_max && quantity_parse(a->mem_max, &cap) < 0)
+        cap = DEFAULT_MEMORY_CEILING;
+    r.ns = a->ns;
+    for (i = 0; i < o->n; i++) {
+        struct batch *b = &o->b[i];
+        const char *now = b->memory ? b->memory : json_string_value(limit);
+        struct obj_batch ob = { b->id, b->wells, b->hash, b->index, b->sets, mem, b->attempt + 1 };
+        struct log_ctx lc = { key, b->id, b->wells };
+        json_t *job, *res;
+        size_t len;
+
+        if (b->st != B_FAILED || strcmp(b->reason, "OOMKilled") != 0)
+            continue;
+        len = strlen(b->message);
+        if (!now || quantity_parse(now, &cur) < 0) {
+            snprintf(b->message + len, sizeof(b->message) - len,
+                     "; no memory limit in spec.resources.limits to raise");
+            continue;
+        }
+        if (cur >= cap) {
+            snprintf(b->message + len, sizeof(b->message) - len,
+                     "; already at the memory ceiling %s", now);
+            continue;
+        }
+        next = (unsigned long long)((long double)cur * a->mem_factor);
+        if (next <= cur)
+            next = cur + (1ULL << 20);
+        quantity_format(next < cap ? next : cap, mem, sizeof(mem));
+        job = obj_batch_job(a, c->cfg, &ob);
+        res = job ? kube_create(c->kc, &r, job, NULL, &ke) : NULL;
+        json_decref(job);
+        if (!res && !kube_is_already_exists(&ke))
+            return err_set(e, ke.err.code, "retry batch %s with more memory: %s", b->id,
+                           ke.err.msg);
+        json_decref(res);
+        log_warn(&lc, "OOMKilled with %s: retrying with %s", now, mem);
+        event(c, a, KUBE_EVENT_WARNING, "BatchRetriedWithMoreMemory",
+              "batch %s (wells %s) was OOMKilled with a %s memory limit: retrying with %s", b->id,
+              b->wells, now, mem);
+        b->st = B_WAITING;
+        o->counts[B_FAILED]--;
+        o->counts[B_WAITING]++;
+    }
+    return 0;
+}
+
+/* The memory each batch ran with where it was raised after an OOM kill. */
+static json_t *batch_memory(const struct observed *o)
+{
+    json_t *m = json_object();
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        if (o->b[i].memory)
+            json_object_set_new(m, o->b[i].id, json_string(o->b[i].memory));
+    }
+    return m;
 }
 
 /* After too many failures: Jobs that have not started are removed. */
@@ -876,7 +991,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         rc = 1;
         goto out;
     }
-    if (remember_successes(c, a, &o, e) < 0)
+    if (remember_successes(c, a, &o, e) < 0 || retry_oom(c, a, &o, e) < 0)
         goto out;
     for (i = 0; i < o.n; i++) {
         struct batch *b = &o.b[i];
@@ -888,8 +1003,8 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
                   b->wells, b->reason, b->message);
         }
     }
-    set = json_pack("{s:o,s:o}", "batches", batch_counts(&o, total), "failedBatches",
-                    failed_list(&o));
+    set = json_pack("{s:o,s:o,s:o}", "batches", batch_counts(&o, total), "failedBatches",
+                    failed_list(&o), "batchMemory", batch_memory(&o));
 
     if (o.counts[B_FAILED] > a->max_failed) {
         window_release(c->window, key);

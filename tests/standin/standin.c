@@ -21,6 +21,12 @@
  *                               unset) applies only to a batch holding one of
  *                               them; other batches run normally
  *   PLATEOP_STANDIN_SLEEP_MS    sleep per image set (throttling tests)
+ *   PLATEOP_STANDIN_MEMORY_MB   touch this much memory and hold it for 2 s, as a
+ *                               pipeline with a known footprint does (OOM retries)
+ *
+ * A pipeline whose file name contains "illum" is taken for an illumination
+ * correction pipeline: it also saves ICF_<dye>.npy for every channel, where
+ * the LoadData CSV of a later step expects them.
  *   PLATEOP_STANDIN_OBJECTS     objects per image set in each object table (5)
  *   PLATEOP_STANDIN_COLUMNS     measurement columns per table (200)
  */
@@ -391,6 +397,41 @@ static void hog_memory(void)
     }
 }
 
+/* A fixed footprint, held long enough for a sampling memory limit to see it. */
+static void use_memory(long mb)
+{
+    size_t n = (size_t)mb << 20;
+    char *p = malloc(n);
+    struct timespec ts = { 2, 0 };
+
+    if (!p) {
+        fputs("MemoryError\n", stderr);
+        abort();
+    }
+    memset(p, 1, n);
+    /* The compiler must not drop the pages as unused. */
+    __asm__ volatile("" : : "r"(p) : "memory");
+    nanosleep(&ts, NULL);
+    free(p);
+}
+
+/* Illumination correction functions, one per channel, as the ICF pipeline saves them. */
+static void write_icf(const struct opts *o, const struct loaddata *ld)
+{
+    char path[4096];
+    size_t i;
+    FILE *f;
+
+    if (!strstr(o->pipeline, "illum"))
+        return;
+    for (i = 0; i < ld->nch; i++) {
+        snprintf(path, sizeof(path), "%s/ICF_%s.npy", o->out_dir, ld->ch[i].dye);
+        f = fopen(path, "w");
+        if (!f || fputs("\x93NUMPY stand-in illumination function\n", f) < 0 || fclose(f) != 0)
+            die("cannot write %s: %s", path, strerror(errno));
+    }
+}
+
 static void parse_args(int argc, char **argv, struct opts *o)
 {
     int i;
@@ -457,6 +498,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.mode, "oom") == 0)
         hog_memory();
+    if (env_long("PLATEOP_STANDIN_MEMORY_MB", 0) > 0)
+        use_memory(env_long("PLATEOP_STANDIN_MEMORY_MB", 0));
     if (strcmp(o.mode, "no-output") == 0)
         return 0;
     write_experiment(&o);
@@ -468,6 +511,7 @@ int main(int argc, char **argv)
     else
         write_table(&o, &ld, "Nuclei", o.objects, 3);
     write_table(&o, &ld, "Cytoplasm", o.objects, 4);
+    write_icf(&o, &ld);
     fprintf(stderr, "stand-in: %zu image sets, %zu channels\n", ld.nsets, ld.nch);
     if (o.done_file)
         write_done(o.done_file, strcmp(o.mode, "incomplete") == 0 ? "Failure\n" : "Complete\n");
