@@ -103,7 +103,10 @@ struct csv_reader *csv_reader_file(FILE *f, const char *name, unsigned flags, st
 struct csv_reader *csv_reader_mem(const char *data, size_t len, const char *name,
                                   unsigned flags, struct err *e);
 
-/* Opens path read-only; the reader owns and closes the fd. Errors name the path. */
+/*
+ * Opens path read-only and tells the kernel it is read sequentially; the
+ * reader owns and closes the fd. Errors name the path.
+ */
 struct csv_reader *csv_reader_open(const char *path, unsigned flags, struct err *e);
 
 /*
@@ -132,6 +135,31 @@ void csv_reader_set_tap(struct csv_reader *r, csv_tap_fn fn, void *ctx);
  */
 int csv_read(struct csv_reader *r, struct csv_record **rec, struct err *e);
 
+/* A record taken whole by csv_read_line(): its bytes as they are in the input. */
+struct csv_line {
+    const char *data;       /* the record without its line end; valid until the next
+                               read; holds no quote, CR or LF, so every field in it
+                               is unquoted and the bytes are valid CSV as they are */
+    size_t len;
+    size_t nfields;         /* commas + 1 */
+    uint64_t line;          /* 1-based line number */
+};
+
+/*
+ * The fast path of csv_read() for the usual record that holds no quote:
+ * when the next record has no quote and no CR (its CRLF line end aside),
+ * takes it with the same checks as csv_read() (field count, line end,
+ * record limit) and returns 1 with *out pointing at its bytes. Returns 2
+ * and takes nothing when the record needs csv_read(): it holds a quote or
+ * a CR, it is the first record, it is empty, or a check would fail, so
+ * that csv_read() parses it or reports the error. -1 on a read error; 0
+ * or -1 once csv_read() has met the end or an error. Both calls may be
+ * mixed on one reader.
+ * Cost: one memchr for the line end and one pass over the record 16 bytes
+ * at a time (about 15 GB/s in cache); no per-field work.
+ */
+int csv_read_line(struct csv_reader *r, struct csv_line *out, struct err *e);
+
 /* Bytes taken from the source so far. */
 uint64_t csv_reader_bytes(const struct csv_reader *r);
 
@@ -144,6 +172,9 @@ void csv_reader_free(struct csv_reader *r);
 /* Writer flags. */
 enum csv_write_flags {
     CSV_CRLF = 1 << 0,      /* end records with CRLF instead of LF */
+    CSV_UNBUFFERED = 1 << 1,    /* csv_writer_sink() only: no buffer, every piece goes
+                                   straight to the sink, for a sink that buffers
+                                   itself (asyncwrite) and would copy it again */
 };
 
 /*
@@ -167,7 +198,7 @@ struct csv_writer *csv_writer_file(FILE *f, const char *name, unsigned flags, st
 /* Appends to sb (borrowed), unbuffered: sb holds everything written so far. */
 struct csv_writer *csv_writer_strbuf(struct strbuf *sb, unsigned flags, struct err *e);
 
-/* Hands buffered output to fn(ctx, ...). */
+/* Hands buffered output (or every piece, with CSV_UNBUFFERED) to fn(ctx, ...). */
 struct csv_writer *csv_writer_sink(csv_sink_fn fn, void *ctx, const char *name,
                                    unsigned flags, struct err *e);
 

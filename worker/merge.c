@@ -21,7 +21,8 @@
 
 #define BATCH_COLUMN "Metadata_Batch"
 #define IMAGE_COLUMN "ImageNumber"
-#define HEADER_BUF (64 * 1024)
+/* Enough for a header of a few hundred columns in one read; the reader grows it if not. */
+#define HEADER_BUF (16 * 1024)
 
 /* ---- column names by hash ---- */
 
@@ -150,6 +151,8 @@ struct merge {
     size_t *map;                /* merged column -> batch column + 1 (0: missing) */
     struct op *ops;             /* how to build an output row from a batch row */
     size_t nops, map_cap;
+    int lines;                  /* rows may be copied as whole lines (see plan_lines) */
+    long line_image;            /* then: the batch field of ImageNumber, or -1 */
 };
 
 static void batch_free(struct batch *b)
@@ -184,7 +187,7 @@ static int add_batch(struct merge *m, const char *dir, struct err *e)
     size_t i;
 
     base = base ? base + 1 : dir;
-    b.manifest = manifest_read(dir, "batch", e);
+    b.manifest = manifest_read_brief(dir, "batch", e);
     if (!b.manifest) {
         if (e->code == ENOENT && failed_entry(m, base))
             return 0;
@@ -405,6 +408,32 @@ static int merged_header(struct merge *m, const char *table, struct colset *cols
 }
 
 /*
+ * Decides whether a batch's rows can take the fast path: the ops copy every
+ * batch field in order (ImageNumber rewritten on the way) and then append
+ * the batch id, as when the batch's header is the merged one. A row without
+ * quotes is then the input line with one field replaced and one appended.
+ */
+static void plan_lines(struct merge *m, size_t nfields)
+{
+    size_t i, next = 0;
+
+    m->lines = 0;
+    m->line_image = -1;
+    if (m->nops == 0 || m->ops[m->nops - 1].kind != OP_BATCH)
+        return;
+    for (i = 0; i + 1 < m->nops; i++) {
+        const struct op *op = &m->ops[i];
+
+        if ((op->kind != OP_RUN && op->kind != OP_IMAGE) || op->first != next)
+            return;
+        if (op->kind == OP_IMAGE)
+            m->line_image = (long)op->first;
+        next = op->last + 1;
+    }
+    m->lines = next == nfields;
+}
+
+/*
  * Maps merged columns to the batch header's, lists the missing ones in
  * *missing, and plans the row copy (m->ops).
  */
@@ -451,6 +480,7 @@ static int map_columns(struct merge *m, const struct colset *cols, const struct 
             m->ops[m->nops++] = (struct op){ OP_RUN, f, f };
         }
     }
+    plan_lines(m, h->nfields);
     return 0;
 }
 
@@ -483,15 +513,68 @@ static int write_run(struct csv_writer *w, const struct csv_field *f, size_t fir
 }
 
 /*
- * Writes one output row from a batch row following m->ops. Returns 0, -1
- * on a write error, or -2 for an ImageNumber outside 1..image_count (e set).
+ * Writes the ImageNumber field s[0..len) of the row at `line` plus the
+ * batch's offset. Returns 0, -1 on a write error, or -2 for a value
+ * outside 1..image_count (e set).
+ */
+static int write_image(const struct merge *m, const struct batch *b, const char *s, size_t len,
+                       uint64_t line, struct csv_writer *w, struct err *e)
+{
+    uint64_t v;
+
+    if (manifest_parse_u64(s, len, &v) < 0 || v < 1 || v > b->image_count) {
+        err_set(e, EINVAL, "%s:%llu: ImageNumber '%.*s' outside 1..%llu (the batch's image_count)",
+                csv_reader_name(m->r), (unsigned long long)line, (int)len, s,
+                (unsigned long long)b->image_count);
+        return -2;
+    }
+    return write_u64(w, v + b->offset, e);
+}
+
+/*
+ * Writes one output row from a batch row taken whole by csv_read_line()
+ * (m->lines): the line up to ImageNumber, the new ImageNumber, the rest of
+ * the line, the batch id. Returns as write_image().
+ */
+static int write_line(const struct merge *m, const struct batch *b, const struct csv_line *l,
+                      struct csv_writer *w, struct err *e)
+{
+    const char *p = l->data, *end = p + l->len, *f = p, *fe;
+    long k;
+    int rc;
+
+    if (m->line_image < 0) {
+        if (csv_write_raw(w, p, l->len, e) < 0)
+            return -1;
+    } else {
+        /* csv_read_line() checked the field count, so these commas exist. */
+        for (k = 0; k < m->line_image; k++)
+            f = (const char *)memchr(f, ',', (size_t)(end - f)) + 1;
+        fe = memchr(f, ',', (size_t)(end - f));
+        if (!fe)
+            fe = end;
+        if (f > p && csv_write_raw(w, p, (size_t)(f - 1 - p), e) < 0)
+            return -1;
+        rc = write_image(m, b, f, (size_t)(fe - f), l->line, w, e);
+        if (rc < 0)
+            return rc;
+        if (fe < end && csv_write_raw(w, fe + 1, (size_t)(end - fe - 1), e) < 0)
+            return -1;
+    }
+    if (csv_write_str(w, b->id, e) < 0)
+        return -1;
+    return csv_write_eol(w, e);
+}
+
+/*
+ * Writes one output row from a batch row following m->ops. Returns as
+ * write_image().
  */
 static int write_row(struct merge *m, const struct batch *b, const struct csv_record *rec,
                      struct csv_writer *w, struct err *e)
 {
     const struct csv_field *f = rec->fields;
     size_t i;
-    uint64_t v;
 
     for (i = 0; i < m->nops; i++) {
         const struct op *op = &m->ops[i];
@@ -502,14 +585,7 @@ static int write_row(struct merge *m, const struct batch *b, const struct csv_re
             rc = write_run(w, f, op->first, op->last, e);
             break;
         case OP_IMAGE:
-            if (manifest_parse_u64(f[op->first].data, f[op->first].len, &v) < 0 || v < 1 ||
-                v > b->image_count) {
-                err_set(e, EINVAL, "%s:%llu: ImageNumber '%.*s' outside 1..%llu (the batch's "
-                        "image_count)", csv_reader_name(m->r), (unsigned long long)rec->line,
-                        (int)f[op->first].len, f[op->first].data, (unsigned long long)b->image_count);
-                return -2;
-            }
-            rc = write_u64(w, v + b->offset, e);
+            rc = write_image(m, b, f[op->first].data, f[op->first].len, rec->line, w, e);
             break;
         case OP_BATCH:
             rc = csv_write_str(w, b->id, e);
@@ -520,7 +596,7 @@ static int write_row(struct merge *m, const struct batch *b, const struct csv_re
             break;
         }
         if (rc < 0)
-            return -1;
+            return rc;
     }
     return csv_write_eol(w, e);
 }
@@ -546,9 +622,21 @@ static int copy_batch(struct merge *m, const struct batch *b, const struct manif
         json_decref(f);
         json_array_append_new(missing_all, json_pack("{s:s, s:O}", "batch", b->id, "columns", missing));
     }
-    while ((got = csv_read(m->r, &rec, e)) == 1) {
-        int wr = write_row(m, b, rec, w, e);
+    for (;;) {
+        struct csv_line line;
+        int wr;
 
+        /* Rows without quotes go as whole lines; the others through the parser. */
+        got = m->lines ? csv_read_line(m->r, &line, e) : 2;
+        if (got == 1) {
+            wr = write_line(m, b, &line, w, e);
+        } else {
+            if (got == 2)
+                got = csv_read(m->r, &rec, e);
+            if (got != 1)
+                break;
+            wr = write_row(m, b, rec, w, e);
+        }
         if (wr == -2)
             goto out;
         if (wr < 0) {
@@ -599,8 +687,8 @@ static int merge_table(struct merge *m, const char *table, const char *tmp, json
         goto out;
     }
     if (!(h = manifest_hasher_new(e)) ||
-        !(out.aw = asyncwrite_open(fd, path.buf, manifest_hasher_update, h, e)) ||
-        !(w = csv_writer_sink(out_sink, &out, path.buf, 0, e)))
+        !(out.aw = asyncwrite_open(fd, path.buf, ASYNCWRITE_DIRECT, manifest_hasher_update, h, e)) ||
+        !(w = csv_writer_sink(out_sink, &out, path.buf, CSV_UNBUFFERED, e)))
         goto out;
     for (i = 0; i < cols.n; i++) {
         if (csv_write_str(w, cols.names[i], e) < 0)

@@ -29,8 +29,16 @@
  *   reading, it parses as strict CSV ending with a line end, and its rows
  *   equal the manifest's rows; the merged rows equal the manifests' sum.
  *
- * Memory is constant in the input size: one reader and one writer buffer,
- * the merged header, and the small per-batch manifest summaries.
+ * Memory is constant in the input size: one reader buffer, the writer's
+ * ring (asyncwrite.h), the merged header, and the small per-batch manifest
+ * summaries.
+ *
+ * Speed: a batch whose header is the merged one (the usual case) copies
+ * each row without quotes as one span with csv_read_line(): the line up to
+ * ImageNumber, the new ImageNumber, the rest of the line, the batch id.
+ * Rows with a quote, and every row of a batch whose columns differ, go
+ * through the full parser. The output is written (O_DIRECT where the file
+ * system allows) and hashed on two more threads (asyncwrite.h).
  */
 #ifndef PLATEOP_WORKER_MERGE_H
 #define PLATEOP_WORKER_MERGE_H

@@ -21,7 +21,8 @@ static int count_tap(void *ctx, const void *data, size_t len, struct err *e)
     return 0;
 }
 
-static void test_everything_arrives_in_order(void **state)
+/* Writes pieces of many sizes through an asyncwrite opened with flags and checks the file. */
+static void write_and_check(unsigned flags)
 {
     char path[] = "/tmp/plateop-test-aw-XXXXXX";
     struct strbuf back = STRBUF_INIT;
@@ -31,10 +32,9 @@ static void test_everything_arrives_in_order(void **state)
     struct err e;
     int fd;
 
-    (void)state;
     fd = mkstemp(path);
     assert_true(fd >= 0);
-    a = asyncwrite_open(fd, path, count_tap, &tapped, &e);
+    a = asyncwrite_open(fd, path, flags, count_tap, &tapped, &e);
     assert_non_null(a);
     /* Small and larger-than-a-buffer pieces, each byte telling its position. */
     for (i = 0; i < 40; i++) {
@@ -57,6 +57,46 @@ static void test_everything_arrives_in_order(void **state)
     unlink(path);
 }
 
+static void test_everything_arrives_in_order(void **state)
+{
+    (void)state;
+    write_and_check(0);
+    /* Full buffers bypass the page cache, the unaligned tail does not. */
+    write_and_check(ASYNCWRITE_DIRECT);
+}
+
+static int failing_tap(void *ctx, const void *data, size_t len, struct err *e)
+{
+    (void)ctx;
+    (void)data;
+    (void)len;
+    return err_set(e, EIO, "sha256: update failed");
+}
+
+static void test_tap_error_comes_back(void **state)
+{
+    char path[] = "/tmp/plateop-test-aw-XXXXXX";
+    char *big = calloc(1, ASYNCWRITE_BUF_SIZE);
+    struct asyncwrite *a;
+    struct err e;
+    int fd, rc = 0, i;
+
+    (void)state;
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    a = asyncwrite_open(fd, path, ASYNCWRITE_DIRECT, failing_tap, NULL, &e);
+    for (i = 0; i < 50 && rc == 0; i++)
+        rc = asyncwrite_put(a, big, ASYNCWRITE_BUF_SIZE, &e);
+    assert_int_equal(rc, -1);
+    assert_string_equal(e.msg, "sha256: update failed");
+    err_clear(&e);
+    assert_int_equal(asyncwrite_close(a, &e), -1);
+    assert_int_equal(e.code, EIO);
+    close(fd);
+    unlink(path);
+    free(big);
+}
+
 static void test_write_error_comes_back(void **state)
 {
     struct asyncwrite *a;
@@ -67,7 +107,7 @@ static void test_write_error_comes_back(void **state)
     (void)state;
     if (fd < 0)
         skip();
-    a = asyncwrite_open(fd, "out.csv", NULL, NULL, &e);
+    a = asyncwrite_open(fd, "out.csv", 0, NULL, NULL, &e);
     for (i = 0; i < 50 && rc == 0; i++)
         rc = asyncwrite_put(a, big, ASYNCWRITE_BUF_SIZE, &e);
     err_clear(&e);
@@ -83,6 +123,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_everything_arrives_in_order),
         cmocka_unit_test(test_write_error_comes_back),
+        cmocka_unit_test(test_tap_error_comes_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,15 +13,42 @@
 
 #include "csv.h"
 
+/*
+ * Reads one record, through csv_read_line() first when `lines` (as the
+ * merge does), and appends it to out as "f1|f2|...\n". Returns 1, 0 or -1.
+ */
+static int read_one(struct csv_reader *r, int lines, struct strbuf *out, struct err *e)
+{
+    struct csv_record *rec;
+    struct csv_line l;
+    size_t i, commas = 0;
+    int rc = lines ? csv_read_line(r, &l, e) : 2;
+
+    if (rc == 1) {
+        for (i = 0; i < l.len; i++) {
+            commas += l.data[i] == ',';
+            strbuf_addch(out, l.data[i] == ',' ? '|' : l.data[i]);
+        }
+        assert_int_equal(l.nfields, commas + 1);
+    } else if (rc == 2 && (rc = csv_read(r, &rec, e)) == 1) {
+        for (i = 0; i < rec->nfields; i++) {
+            assert_int_equal(rec->fields[i].data[rec->fields[i].len], '\0');
+            strbuf_addf(out, "%s%s", i ? "|" : "", rec->fields[i].data);
+        }
+    }
+    if (rc == 1)
+        strbuf_addch(out, '\n');
+    return rc;
+}
+
 /* Reads all of text with a reader of the given buffer size; returns records
    as "f1|f2|...\n" lines, or the error message prefixed with "ERR ". */
-static char *parse_all(const char *text, size_t len, unsigned flags, size_t bufsize)
+static char *parse_all(const char *text, size_t len, unsigned flags, size_t bufsize, int lines)
 {
     struct strbuf out = STRBUF_INIT;
     struct csv_reader *r;
     struct csv_record *rec;
     struct err e;
-    size_t i;
     int rc;
 
     err_clear(&e);
@@ -29,13 +56,8 @@ static char *parse_all(const char *text, size_t len, unsigned flags, size_t bufs
     assert_non_null(r);
     if (bufsize)
         assert_int_equal(csv_reader_set_bufsize(r, bufsize, 1 << 20, &e), 0);
-    while ((rc = csv_read(r, &rec, &e)) == 1) {
-        for (i = 0; i < rec->nfields; i++) {
-            assert_int_equal(rec->fields[i].data[rec->fields[i].len], '\0');
-            strbuf_addf(&out, "%s%s", i ? "|" : "", rec->fields[i].data);
-        }
-        strbuf_addch(&out, '\n');
-    }
+    while ((rc = read_one(r, lines, &out, &e)) == 1)
+        ;
     if (rc < 0)
         strbuf_addf(&out, "ERR %s", e.msg);
     /* The end and errors repeat. */
@@ -48,14 +70,18 @@ static void expect_parse(const char *text, unsigned flags, const char *want)
 {
     static const size_t sizes[] = { 0, 64, 67, 131 };
     size_t k;
+    int lines;
 
-    /* Small buffers force records across refills and buffer growth. */
+    /* Small buffers force records across refills and buffer growth; the fast
+       path (lines) must read exactly what the parser reads. */
     for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-        char *got = parse_all(text, strlen(text), flags, sizes[k]);
+        for (lines = 0; lines <= 1; lines++) {
+            char *got = parse_all(text, strlen(text), flags, sizes[k], lines);
 
-        if (strcmp(got, want) != 0)
-            fail_msg("bufsize %zu: got [%s], want [%s]", sizes[k], got, want);
-        free(got);
+            if (strcmp(got, want) != 0)
+                fail_msg("bufsize %zu, lines %d: got [%s], want [%s]", sizes[k], lines, got, want);
+            free(got);
+        }
     }
 }
 
@@ -97,20 +123,24 @@ static void test_line_numbers_follow_quoted_newlines(void **state)
 
 static void expect_error(const char *text, unsigned flags, int code, const char *msg_part)
 {
+    struct strbuf out = STRBUF_INIT;
     struct csv_reader *r;
-    struct csv_record *rec;
     struct err e;
-    int rc;
+    int rc, lines;
 
-    err_clear(&e);
-    r = csv_reader_mem(text, strlen(text), "batch/Cells.csv", flags, &e);
-    while ((rc = csv_read(r, &rec, &e)) == 1)
-        ;
-    csv_reader_free(r);
-    assert_int_equal(rc, -1);
-    assert_int_equal(e.code, code);
-    if (!strstr(e.msg, msg_part))
-        fail_msg("error [%s] lacks [%s]", e.msg, msg_part);
+    /* The same error whether the fast path saw the record first or not. */
+    for (lines = 0; lines <= 1; lines++) {
+        err_clear(&e);
+        r = csv_reader_mem(text, strlen(text), "batch/Cells.csv", flags, &e);
+        while ((rc = read_one(r, lines, &out, &e)) == 1)
+            ;
+        csv_reader_free(r);
+        assert_int_equal(rc, -1);
+        assert_int_equal(e.code, code);
+        if (!strstr(e.msg, msg_part))
+            fail_msg("lines %d: error [%s] lacks [%s]", lines, e.msg, msg_part);
+    }
+    strbuf_release(&out);
 }
 
 static void test_broken_input_names_file_and_line(void **state)
@@ -133,6 +163,57 @@ static void test_flags_ragged_and_empty_lines(void **state)
     expect_parse("a,b,c\n1\n\n2,3\n", CSV_RAGGED, "a|b|c\n1\n\n2|3\n");
     expect_parse("a,b\n\n1,2\r\n\r\n\n3,4\n\n", CSV_SKIP_EMPTY, "a|b\n1|2\n3|4\n");
     expect_parse("a,b\n1,2\n", CSV_REQUIRE_EOL, "a|b\n1|2\n");
+}
+
+static void test_read_line_takes_plain_records_only(void **state)
+{
+    const char *text = "h1,h2\n1,2\r\n\"q\nr\",3\n4,5\n7,8";
+    struct csv_reader *r;
+    struct csv_record *rec;
+    struct csv_line l;
+    struct strbuf big = STRBUF_INIT;
+    struct err e;
+    size_t i;
+
+    (void)state;
+    r = csv_reader_mem(text, strlen(text), "t.csv", 0, &e);
+    assert_int_equal(csv_read_line(r, &l, &e), 2);     /* the header sets the width */
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    assert_int_equal(csv_read_line(r, &l, &e), 1);
+    assert_int_equal(l.len, 3);                         /* CRLF left out */
+    assert_memory_equal(l.data, "1,2", 3);
+    assert_int_equal(l.nfields, 2);
+    assert_int_equal(l.line, 2);
+    assert_int_equal(csv_read_line(r, &l, &e), 2);     /* a quote: the parser's */
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    assert_string_equal(rec->fields[0].data, "q\nr");
+    assert_int_equal(rec->line, 3);
+    assert_int_equal(csv_read_line(r, &l, &e), 1);
+    assert_memory_equal(l.data, "4,5", 3);
+    assert_int_equal(l.line, 5);                        /* after the quoted line end */
+    assert_int_equal(csv_read_line(r, &l, &e), 2);     /* no line end: the parser decides */
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    assert_int_equal(rec->index, 4);
+    assert_int_equal(csv_read_line(r, &l, &e), 2);     /* the end is the parser's too */
+    assert_int_equal(csv_read(r, &rec, &e), 0);
+    assert_int_equal(csv_read_line(r, &l, &e), 0);
+    csv_reader_free(r);
+
+    /* A record wider than the buffer and than 255 vector blocks of commas. */
+    strbuf_adds(&big, "h\n");
+    for (i = 0; i < 5000; i++)
+        strbuf_adds(&big, i ? ",x" : "x");
+    strbuf_adds(&big, "\n");
+    r = csv_reader_mem(big.buf, big.len, "t.csv", CSV_RAGGED, &e);
+    assert_int_equal(csv_reader_set_bufsize(r, 64, 1 << 20, &e), 0);
+    assert_int_equal(csv_read(r, &rec, &e), 1);
+    assert_int_equal(csv_read_line(r, &l, &e), 1);
+    assert_int_equal(l.nfields, 5000);
+    assert_int_equal(l.len, 9999);
+    assert_int_equal(csv_read_line(r, &l, &e), 2);
+    assert_int_equal(csv_read(r, &rec, &e), 0);
+    csv_reader_free(r);
+    strbuf_release(&big);
 }
 
 static void test_record_limit(void **state)
@@ -374,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_line_numbers_follow_quoted_newlines),
         cmocka_unit_test(test_broken_input_names_file_and_line),
         cmocka_unit_test(test_flags_ragged_and_empty_lines),
+        cmocka_unit_test(test_read_line_takes_plain_records_only),
         cmocka_unit_test(test_record_limit),
         cmocka_unit_test(test_writer_quotes_only_when_needed),
         cmocka_unit_test(test_roundtrip_through_fd_and_file),

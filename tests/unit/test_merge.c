@@ -191,6 +191,72 @@ static void test_quoting_crlf_and_empty_tables(void **state)
     csv_reader_free(r);
 }
 
+/*
+ * The fast path (whole lines) and the parser alternate: a quoted field
+ * with a CRLF inside a fast batch, CRLF line ends, a reordered batch in the
+ * middle, ImageNumber in the middle and at the end of the line.
+ */
+static void test_fast_path_gives_way_to_the_parser(void **state)
+{
+    struct world *w = *state;
+
+    make_batch(w, "b1", 2,
+               "Cells", "Area,ImageNumber,Label\r\n1.5,1,a\r\n"
+                        "2.5,2,\"two\r\nlines, \"\"quoted\"\"\"\r\n3.5,1,c\r\n",
+               "Nuclei", "Label,ImageNumber\nx,1\ny,2\n", NULL);
+    make_batch(w, "b2", 1, "Cells", "ImageNumber,Label,Area\n1,d,4.5\n",
+               "Nuclei", "Label,ImageNumber\nz,1\n", NULL);
+    make_batch(w, "b3", 1, "Cells", "Area,ImageNumber,Label\n5.5,1,e\n",
+               "Nuclei", "Label,ImageNumber\n\"w\",1\n", NULL);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    assert_file(w, "Cells.csv", "Area,ImageNumber,Label,Metadata_Batch\n"
+                "1.5,1,a,b1\n2.5,2,\"two\r\nlines, \"\"quoted\"\"\",b1\n3.5,1,c,b1\n"
+                "4.5,3,d,b2\n5.5,4,e,b3\n");
+    assert_file(w, "Nuclei.csv", "Label,ImageNumber,Metadata_Batch\nx,1,b1\ny,2,b1\nz,3,b2\nw,4,b3\n");
+}
+
+/* Tables larger than the read and write buffers, with a quoted row now and then. */
+static void test_large_tables_stream_intact(void **state)
+{
+    struct world *w = *state;
+    struct strbuf want = STRBUF_INIT, table = STRBUF_INIT;
+    struct manifest_hasher *h;
+    char path[300], *got, sha[65], id[16];
+    const char *pad = "0.123456789 1.23456789 12.3456789 123.456789 1234.56789 12345.6789";
+    json_t *m;
+    int b, i;
+
+    strbuf_adds(&want, "ImageNumber,ObjectNumber,Label,Values,Metadata_Batch\n");
+    for (b = 1; b <= 3; b++) {
+        strbuf_reset(&table);
+        strbuf_adds(&table, "ImageNumber,ObjectNumber,Label,Values\n");
+        snprintf(id, sizeof(id), "b%d", b);
+        for (i = 1; i <= 12000; i++) {
+            const char *label = i % 97 ? "plain" : "\"with,comma\nand line\"";
+
+            strbuf_addf(&table, "%d,%d,%s,%s %s\n", i % 4 + 1, i, label, pad, pad);
+            strbuf_addf(&want, "%d,%d,%s,%s %s,%s\n", (b - 1) * 4 + i % 4 + 1, i, label, pad, pad, id);
+        }
+        make_batch(w, id, 4, "Cells", table.buf, NULL);
+    }
+    assert_true(want.len > 4 * 1024 * 1024);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    snprintf(path, sizeof(path), "%s/Cells.csv", w->dest);
+    got = slurp(path);
+    assert_int_equal(strlen(got), want.len);
+    assert_true(strcmp(got, want.buf) == 0);
+    free(got);
+    h = manifest_hasher_new(&w->e);
+    manifest_hasher_update(h, want.buf, want.len, &w->e);
+    manifest_hasher_finish(h, sha);
+    m = manifest_read(w->dest, "merge", &w->e);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(m, "tables"), 0),
+                                                          "sha256")), sha);
+    json_decref(m);
+    strbuf_release(&want);
+    strbuf_release(&table);
+}
+
 static void test_experiment_tables_are_kept_per_batch(void **state)
 {
     struct world *w = *state;
@@ -275,6 +341,14 @@ static void test_row_count_and_image_number_checks(void **state)
     /* The table uses ImageNumber 2, the manifest allows 1. */
     make_batch(w, "b1", 1, "Cells", "ImageNumber,A\n2,x\n", NULL);
     assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT, "b1/Cells.csv:2: ImageNumber '2' outside 1..1");
+
+    fileutil_rm_rf(w->batches, &w->e);
+    mkdir(w->batches, 0755);
+    /* A row one field too wide among rows the fast path takes (same size as in the manifest). */
+    make_batch(w, "b1", 1, "Cells", "ImageNumber,A\n1,x\n1,yz\n1,w\n", NULL);
+    snprintf(mpath, sizeof(mpath), "%s/b1/Cells.csv", w->batches);
+    assert_int_equal(fileutil_write_atomic(mpath, "ImageNumber,A\n1,x\n1,y,\n1,w\n", 27, &w->e), 0);
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT, "b1/Cells.csv:3: 3 fields, expected 2");
     strbuf_release(&text);
 }
 
@@ -382,6 +456,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reordered_columns_and_image_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quoting_crlf_and_empty_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_path_gives_way_to_the_parser, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_tables_stream_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_experiment_tables_are_kept_per_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_extra_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_table_fails_naming_the_file, setup, teardown),
