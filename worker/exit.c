@@ -9,8 +9,6 @@
 #include "log.h"
 #include "strbuf.h"
 
-#define TERMINATION_MAX 4096
-
 const char worker_exit_help[] =
     "exit codes (the reason also goes to /dev/termination-log):\n"
     "  0  success, or already done with the same input hash\n"
@@ -41,7 +39,7 @@ const char *worker_exit_reason(int code)
     }
 }
 
-void worker_exit_report(int code, const char *message)
+void worker_exit_message(const char *text)
 {
     const char *path = getenv("PLATEOP_TERMINATION_LOG");
     struct strbuf line = STRBUF_INIT;
@@ -53,17 +51,26 @@ void worker_exit_report(int code, const char *message)
     fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
         return;
-    strbuf_addf(&line, "%s: %s", worker_exit_reason(code), message);
-    /* One line: the message may quote CellProfiler's multi-line output. */
+    strbuf_adds(&line, text);
+    /* One line: a failure may quote CellProfiler's multi-line output. */
     for (i = 0; i < line.len; i++)
         if (line.buf[i] == '\n' || line.buf[i] == '\r')
             line.buf[i] = ' ';
-    if (line.len > TERMINATION_MAX - 1)
-        strbuf_setlen(&line, TERMINATION_MAX - 1);
+    if (line.len > WORKER_TERMINATION_MAX - 1)
+        strbuf_setlen(&line, WORKER_TERMINATION_MAX - 1);
     strbuf_addch(&line, '\n');
     if (write(fd, line.buf, line.len) < 0)
         line.len = 0;   /* nothing more to do: the exit code still tells */
     close(fd);
+    strbuf_release(&line);
+}
+
+void worker_exit_report(int code, const char *message)
+{
+    struct strbuf line = STRBUF_INIT;
+
+    strbuf_addf(&line, "%s: %s", worker_exit_reason(code), message);
+    worker_exit_message(line.buf);
     strbuf_release(&line);
 }
 

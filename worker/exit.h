@@ -3,7 +3,8 @@
  * reason Kubernetes shows as the container's termination message.
  *
  * The controller reads a finished pod's exit code and termination message
- * to name why a batch or the merge failed, so codes are stable.
+ * to name why a batch or the merge failed, so codes are stable. (A merge
+ * that succeeds leaves its result summary there instead; see merge.h.)
  */
 #ifndef PLATEOP_WORKER_EXIT_H
 #define PLATEOP_WORKER_EXIT_H
@@ -28,12 +29,18 @@ enum worker_exit {
 /* A CamelCase reason for the code ("Timeout", "BadInput", ...); "Unknown" otherwise. */
 const char *worker_exit_reason(int code);
 
+/* Kubernetes' limit on a termination message, line end included. */
+#define WORKER_TERMINATION_MAX 4096
+
 /*
- * Writes "<Reason>: <message>" as one line to the termination log:
+ * Writes text as one line (CR and LF become spaces) to the termination log:
  * $PLATEOP_TERMINATION_LOG if set, else /dev/termination-log, only if it
  * already exists and is writable (the kubelet creates it); silent otherwise.
- * The message is cut to Kubernetes' 4096-byte limit.
+ * The line is cut to WORKER_TERMINATION_MAX bytes with its line end.
  */
+void worker_exit_message(const char *text);
+
+/* Writes "<Reason>: <message>" with worker_exit_message(). */
 void worker_exit_report(int code, const char *message);
 
 /*

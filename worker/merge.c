@@ -901,6 +901,70 @@ out:
     return rc;
 }
 
+/* Drops the last element of the array `key` in s and counts it in s[count_key]. */
+static void omit_last(json_t *s, const char *key, const char *count_key)
+{
+    json_t *a = json_object_get(s, key);
+
+    json_array_remove(a, json_array_size(a) - 1);
+    json_object_set_new(s, count_key,
+                        json_integer(json_integer_value(json_object_get(s, count_key)) + 1));
+}
+
+int merge_summary(const json_t *manifest, size_t max, struct strbuf *out)
+{
+    json_t *tables = json_array(), *failed = json_array(), *s = NULL;
+    const json_t *t;
+    char *text = NULL;
+    size_t i;
+    int rc = -1;
+
+    json_array_foreach(json_object_get(manifest, "tables"), i, t)
+        json_array_append_new(tables, json_pack("{s:O, s:O, s:O}", "name", json_object_get(t, "name"),
+                                                "file", json_object_get(t, "file"),
+                                                "rows", json_object_get(t, "rows")));
+    json_array_foreach(json_object_get(manifest, "failed_batches"), i, t)
+        json_array_append(failed, json_object_get(t, "batch"));
+    s = json_pack("{s:o, s:I, s:o}", "tables", tables, "batches",
+                  (json_int_t)json_array_size(json_object_get(manifest, "batches")),
+                  "failedBatches", failed);
+    if (!s)
+        goto out;
+    /* Each round drops one detail; a few hundred rounds of a few kB at worst. */
+    while ((text = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER)) != NULL &&
+           strlen(text) > max) {
+        free(text);
+        text = NULL;
+        if (json_array_size(json_object_get(s, "failedBatches")) > 0)
+            omit_last(s, "failedBatches", "failedBatchesOmitted");
+        else if (json_array_size(json_object_get(s, "tables")) > 0)
+            omit_last(s, "tables", "tablesOmitted");
+        else
+            goto out;
+    }
+    if (text && strbuf_adds(out, text) == 0)
+        rc = 0;
+out:
+    free(text);
+    json_decref(s);
+    return rc;
+}
+
+/* Leaves the summary of the merge at dest in the termination log. */
+static void report_summary(const char *dest, const struct log_ctx *ctx)
+{
+    struct strbuf text = STRBUF_INIT;
+    struct err e;
+    json_t *m = manifest_read(dest, "merge", &e);
+
+    if (m && merge_summary(m, WORKER_TERMINATION_MAX - 1, &text) == 0)
+        worker_exit_message(text.buf);
+    else
+        log_warn(ctx, "no result summary for the termination log: %s", m ? "out of memory" : e.msg);
+    json_decref(m);
+    strbuf_release(&text);
+}
+
 enum { O_OUT, O_ROOT, O_FAILED, O_EXTRA, O_ANALYSIS, O_LOG, O_HELP, O_COUNT };
 
 int merge_main(int argc, char **argv)
@@ -916,6 +980,7 @@ int merge_main(int argc, char **argv)
     };
     struct merge_opts o = { 0 };
     struct cli_args args = { 0 };
+    struct log_ctx ctx = { NULL, NULL, NULL };
     enum log_level level;
     struct err e;
     int rc = WORKER_USAGE, help;
@@ -930,7 +995,7 @@ int merge_main(int argc, char **argv)
     o.dest = opts[O_OUT].value;
     o.root = opts[O_ROOT].value;
     o.failed = opts[O_FAILED].value;
-    o.analysis = opts[O_ANALYSIS].value;
+    o.analysis = ctx.analysis = opts[O_ANALYSIS].value;
     o.allow_extra_columns = cli_bool(opts[O_EXTRA].value);
     o.dirs = args.pos;
     o.ndirs = args.npos;
@@ -944,12 +1009,11 @@ int merge_main(int argc, char **argv)
     }
     log_set_level(level);
     rc = merge_batches(&o, &e);
+    if (rc == WORKER_OK)
+        report_summary(o.dest, &ctx);
 out:
-    if (rc != WORKER_OK) {
-        struct log_ctx ctx = { o.analysis, NULL, NULL };
-
+    if (rc != WORKER_OK)
         worker_exit_fail(rc, &ctx, e.msg);
-    }
     free(args.pos);
     return rc;
 }

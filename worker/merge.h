@@ -39,13 +39,26 @@
  * Rows with a quote, and every row of a batch whose columns differ, go
  * through the full parser. The output is written (O_DIRECT where the file
  * system allows) and hashed on two more threads (asyncwrite.h).
+ *
+ * Result summary: on success, `merge` writes one line of compact JSON to
+ * the termination log (exit.h), which the controller copies into the
+ * Analysis status results.tables:
+ *   {"tables":[{"name":"Cells","file":"Cells.csv","rows":17280},...],
+ *    "batches":384,"failedBatches":["a03"]}
+ * tables in name order, batches the number merged, failedBatches the ids
+ * of the failed batches recorded. Kubernetes keeps 4096 bytes; when the
+ * line would be longer, detail goes in this order: failed batch ids from
+ * the end (counted in "failedBatchesOmitted"), then tables from the end
+ * (counted in "tablesOmitted").
  */
 #ifndef PLATEOP_WORKER_MERGE_H
 #define PLATEOP_WORKER_MERGE_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "err.h"
+#include "strbuf.h"
 
 struct merge_opts {
     char *const *dirs;          /* batch directories; or NULL with root */
@@ -66,7 +79,18 @@ struct merge_opts {
  */
 int merge_batches(const struct merge_opts *o, struct err *e);
 
-/* The `merge` subcommand: options from argv and PLATEOP_* env; returns the exit code. */
+/*
+ * The result summary described above, from a merge manifest (as written to
+ * DEST/manifest.json), as at most max bytes of JSON in out (appended).
+ * Returns 0, or -1 on allocation failure or when not even the bare object
+ * fits.
+ */
+int merge_summary(const json_t *manifest, size_t max, struct strbuf *out);
+
+/*
+ * The `merge` subcommand: options from argv and PLATEOP_* env; on success
+ * the summary goes to the termination log. Returns the exit code.
+ */
 int merge_main(int argc, char **argv);
 
 #endif

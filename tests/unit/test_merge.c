@@ -402,6 +402,53 @@ static void test_write_error_leaves_nothing(void **state)
     assert_failed_cleanly(w, WORKER_WRITE_FAILED, WORKER_WRITE_FAILED, "");
 }
 
+static void test_summary_for_the_controller(void **state)
+{
+    struct world *w = *state;
+    struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
+    json_t *m, *failed, *s;
+    int i;
+
+    make_batch(w, "b1", 1, "Cells", "ImageNumber,A\n1,x\n", "Image", "ImageNumber\n1\n", NULL);
+    assert_int_equal(merge(w, "[{\"batch\":\"b2\",\"wells\":[\"C04\"]}]", 0), WORKER_OK);
+    m = manifest_read(w->dest, "merge", &w->e);
+    assert_int_equal(merge_summary(m, 4095, &text), 0);
+    assert_string_equal(text.buf, "{\"tables\":[{\"name\":\"Cells\",\"file\":\"Cells.csv\",\"rows\":1},"
+                        "{\"name\":\"Image\",\"file\":\"Image.csv\",\"rows\":1}],"
+                        "\"batches\":1,\"failedBatches\":[\"b2\"]}");
+
+    /* Too many failed batch ids for 4096 bytes: ids go first, tables stay. */
+    failed = json_object_get(m, "failed_batches");
+    for (i = 0; i < 400; i++) {
+        strbuf_reset(&name);
+        strbuf_addf(&name, "analysis-with-a-long-name-batch-%03d", i);
+        json_array_append_new(failed, json_pack("{s:s}", "batch", name.buf));
+    }
+    strbuf_reset(&text);
+    assert_int_equal(merge_summary(m, 4095, &text), 0);
+    assert_true(text.len <= 4095 && text.len > 3500);
+    s = json_loads(text.buf, 0, NULL);
+    assert_non_null(s);
+    assert_int_equal(json_array_size(json_object_get(s, "tables")), 2);
+    assert_int_equal(json_array_size(json_object_get(s, "failedBatches")) +
+                     json_integer_value(json_object_get(s, "failedBatchesOmitted")), 401);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(s, "failedBatches"), 0)), "b2");
+    json_decref(s);
+
+    /* Then tables, from the end; and nothing when not even the bare object fits. */
+    strbuf_reset(&text);
+    assert_int_equal(merge_summary(m, 150, &text), 0);
+    s = json_loads(text.buf, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(s, "tables")), 1);
+    assert_int_equal(json_integer_value(json_object_get(s, "tablesOmitted")), 1);
+    json_decref(s);
+    strbuf_reset(&text);
+    assert_int_equal(merge_summary(m, 20, &text), -1);
+    json_decref(m);
+    strbuf_release(&text);
+    strbuf_release(&name);
+}
+
 static void test_rerun_replaces_an_older_result(void **state)
 {
     struct world *w = *state;
@@ -448,6 +495,16 @@ static void test_run_then_merge_end_to_end(void **state)
     }
     assert_int_equal(json_array_size(json_object_get(m, "failed_batches")), 1);
     json_decref(m);
+    /* The summary the controller reads from the termination message. */
+    m = json_loads(wfix_termination(&f), 0, NULL);
+    assert_non_null(m);
+    assert_int_equal(json_integer_value(json_object_get(m, "batches")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(m, "failedBatches"), 0)), "C04");
+    json_array_foreach(json_object_get(m, "tables"), i, t)
+        if (strcmp(json_string_value(json_object_get(t, "name")), "Cells") == 0)
+            assert_int_equal(json_integer_value(json_object_get(t, "rows")), 20);
+    assert_int_equal(json_array_size(json_object_get(m, "tables")), 5);
+    json_decref(m);
     wfix_teardown(&f);
 }
 
@@ -464,6 +521,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_count_and_image_number_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_without_manifest_and_failed_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_summary_for_the_controller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun_replaces_an_older_result, setup, teardown),
         cmocka_unit_test(test_run_then_merge_end_to_end),
     };
