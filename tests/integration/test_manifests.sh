@@ -8,12 +8,16 @@
 #     the controller makes and denies Secrets other than its own, deleting
 #     namespaces, creating pods, and acting outside the served namespaces;
 #   - the RBAC is sufficient: the real controller, holding nothing but that
-#     ServiceAccount's token, takes the leader Lease in plateop-system and
-#     completes an analysis end to end in a namespace bound as README says.
+#     ServiceAccount's token, takes the leader Lease in plateop-system,
+#     completes an analysis applied with kubectl and one the pipeline GUI
+#     submits as ImageDB rows (so it creates the Analysis and removes its
+#     finalizer) in a namespace bound as manifests/README.md says, and its
+#     /healthz, /readyz and /metrics answer as the Deployment's probes expect.
 # Leaves the CRD installed (other tests use it); deletes everything else.
 set -uo pipefail
 . "$PLATEOP_ROOT/tests/lib.sh"
 . "$PLATEOP_ROOT/tests/integration/ctl_lib.sh"
+. "$PLATEOP_ROOT/tests/integration/imagedb_lib.sh"
 
 m="$PLATEOP_ROOT/manifests"
 sys=plateop-system
@@ -25,7 +29,11 @@ sa_as=(--as="$sa_user" --as-group=system:serviceaccounts
     --as-group="system:serviceaccounts:$sys" --as-group=system:authenticated)
 
 ctl_setup manifests
+acq=
 cleanup() {
+    ctl_stop
+    # GUI-submitted Analyses carry a finalizer only a running controller removes.
+    [ -n "$acq" ] && idb_cleanup "$acq"
     ctl_cleanup
     kubectl delete namespace "$sys" "$ana_ns" --wait=false >/dev/null 2>&1
     kubectl delete clusterrole plateop-controller >/dev/null 2>&1
@@ -209,8 +217,13 @@ t_eventually 30 "the binding is in force" \
 
 acq=$(ctl_plate --wells 4 --sites 2)
 ctl_config
+port=
+for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
+done
 KUBECONFIG="$kc" ctl_start --kubeconfig "$kc" --leader-elect=true --lease-namespace "$sys" \
-    --id plateop-manifests-test
+    --id plateop-manifests-test --listen "127.0.0.1:$port"
 ctl_apply rbac "$acq" "batching: {by: well, size: 2}"
 
 if ctl_wait_phase rbac Succeeded 180; then
@@ -223,6 +236,29 @@ t_check "it led through the Lease plateop-system/plateop-controller" \
     test "$(kubectl -n "$sys" get lease plateop-controller -o jsonpath='{.spec.holderIdentity}')" = plateop-manifests-test
 t_check "its two batches and the merge ran: 8 image sets merged" \
     test "$(kubectl -n "$CTL_NS" get analysis rbac -o jsonpath='{.status.batches.total}/{.status.batches.succeeded}') $(($(wc -l <"$CTL_DIR/work/$CTL_NS/rbac/results/Image.csv" 2>/dev/null || echo 0) - 1))" = "2/2 8"
+
+read -r aid sub <<<"$(idb_submit "$acq" "$(idb_meta '"batch_size": 4')")"
+gui="ia-$aid-$sub"
+if ctl_wait_phase "$gui" Succeeded 180; then
+    t_ok "a GUI row becomes an Analysis it creates, and it succeeds"
+else
+    t_fail "a GUI row becomes an Analysis it creates, and it succeeds" "$(ctl_explain "$gui")"
+fi
+t_eventually 10 "the row gets its finish" \
+    sh -c 'test "$(psql -X -At -c "SELECT finish IS NOT NULL FROM image_sub_analyses WHERE sub_id = $1")" = t' _ "$sub"
+kubectl -n "$CTL_NS" delete analysis "$gui" --wait=false >/dev/null 2>&1
+t_eventually 20 "deleted with kubectl, the Analysis goes: the controller removed its finalizer" \
+    sh -c '! kubectl -n "$1" get analysis "$2" -o name 2>/dev/null | grep -q .' _ "$CTL_NS" "$gui"
+
+http() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port$1"; }
+t_check "GET /healthz answers 200 (the liveness probe)" test "$(http /healthz)" = 200
+t_check "GET /readyz answers 200 on the leader: caches synced, ImageDB reachable (the readiness probe)" \
+    test "$(http /readyz)" = 200
+metrics=$(curl -s --max-time 5 "http://127.0.0.1:$port/metrics")
+t_check "/metrics says it leads and counts its API requests, none refused" \
+    sh -c 'printf "%s\n" "$1" | grep -qx "plateop_leader 1" &&
+        printf "%s\n" "$1" | grep -q "^plateop_kube_requests_total{" &&
+        ! printf "%s\n" "$1" | grep "^plateop_kube_requests_total{" | grep -q "code=\"403\""' _ "$metrics"
 t_eventually 10 "it recorded Events on the Analysis" \
     sh -c 'kubectl -n "$1" get events --field-selector involvedObject.name=rbac -o name | grep -q .' _ "$CTL_NS"
 t_check "no request of the controller was refused" \
