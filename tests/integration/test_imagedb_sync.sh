@@ -63,7 +63,9 @@ t_check "no Analysis is created for it" \
     gone "$(name_of "$py_aid" "$py_sub")"
 
 # ---- two steps in order, and the failure of the first ---------------------------
-ic_meta=$(idb_meta '"batch_size": 2, "cp_version": "4.2.5", "job_timeout": 600, "max_errors": 0')
+# The stand-in saves illumination functions for a pipeline named *illum*.
+cp "$CTL_DIR/work/pipeline.cppipe" "$CTL_DIR/work/illum.cppipe"
+ic_meta='{"type": "cellprofiler", "pipeline_file": "illum.cppipe", "batch_size": 2, "cp_version": "4.2.5", "job_timeout": 600, "max_errors": 0}'
 ft_meta=$(idb_meta '"batch_size": 2, "use_icf": true, "channels": ["DNA", "ER", "RNA", "AGP", "Mito"], "well_filter": "A01-A02", "priority": 2')
 read -r aid ic ft <<<"$(idb_submit_pair "$ok_plate" "$ic_meta" "$ft_meta")"
 read -r bad_aid bad_ic bad_ft <<<"$(idb_submit_pair "$bad_plate" "$(idb_meta '"batch_size": 1')" "$(idb_meta '"batch_size": 1')")"
