@@ -447,16 +447,17 @@ report() {
     done
     echo
     bold "The GUI's ImageDB row (image_sub_analyses $sub)"; echo
-    psql -X -c "SELECT sub_id, start::time(0), finish::time(0), status->>'state' AS state,
+    psql -X -P footer=off -c "SELECT sub_id, start::time(0), finish::time(0), status->>'state' AS state,
                        status->>'progress' AS progress, result->>'job_folder' AS job_folder
-                FROM image_sub_analyses WHERE sub_id = $sub" | sed 's/^/  /'
+                FROM image_sub_analyses WHERE sub_id = $sub" | sed -e '/^ *$/d' -e 's/^/  /'
+    echo
     job=$(kubectl -n "$ns" get jobs -l "plateop.io/analysis=$kube_name,plateop.io/role=batch" \
         -o jsonpath='{.items[0].metadata.name}' 2>/dev/null || true)
     bold "Look around"; echo " (the demo keeps running until make demo-down)"
     hint ". $demo/env" "KUBECONFIG and PG* for this shell"
     hint "kubectl -n $ns get analyses,jobs,configmaps"
     hint "kubectl -n $ns describe analysis $kube_name" "status, conditions, Events"
-    hint "kubectl -n $ns logs job/${job:-$kube_name-a01-a02}" "one batch: worker and CellProfiler"
+    hint "kubectl -n $ns logs job/${job:-$kube_name-a01-a02}" "a batch (its Job goes 10 min after success)"
     hint "kubectl -n $ns logs job/$kube_name-merge" "the merge, table by table"
     hint "kubectl -n $ns get events --sort-by=.lastTimestamp"
     hint "curl -s 127.0.0.1:$port/metrics | grep ^plateop_" "Prometheus metrics"
