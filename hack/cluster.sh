@@ -8,6 +8,7 @@
 #   hack/cluster.sh down    stop exactly the processes it started; remove its state
 #   hack/cluster.sh env     print `export` lines: KUBECONFIG, PLATEOP_ETCD_ENDPOINTS, ...
 #   hack/cluster.sh check   fail, with the tail of its log, if a component has died
+#   hack/cluster.sh restart COMPONENT   stop one component and start it again
 #
 # Env: PLATEOP_CLUSTER_DIR  state directory (default /tmp/plateop-cluster)
 #      PLATEOP_APISERVER_ARGS  extra kube-apiserver flags (tests that need them)
@@ -134,10 +135,12 @@ EOF
 }
 
 # start NAME BINARY ARGS...: runs a component in its own session, logging to log/NAME.log.
+# The command line is kept (one argument per line) so `restart` can run it again.
 start() {
     local name=$1
     shift
-    setsid "$@" >"$dir/log/$name.log" 2>&1 </dev/null &
+    printf '%s\n' "$@" >"$dir/run/$name.args"
+    setsid "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
     echo $! >"$dir/run/$name.pid"
 }
 
@@ -288,6 +291,27 @@ cmd_env() {
     cat "$dir/env"
 }
 
+# restart NAME: stops one component and starts it again with the same
+# command line (tests of recovery from an API server restart).
+cmd_restart() {
+    local name=$1 pid i args=()
+    [ -f "$dir/run/$name.args" ] || die "no component $name in $dir"
+    if pid_alive "$name"; then
+        pid=$(cat "$dir/run/$name.pid")
+        kill -TERM "$pid"
+        for i in $(seq 1 100); do pid_alive "$name" || break; sleep 0.1; done
+        pid_alive "$name" && kill -KILL "$pid"
+    fi
+    mapfile -t args <"$dir/run/$name.args"
+    start "$name" "${args[@]}"
+    if [ "$name" = kube-apiserver ]; then
+        . "$dir/env"
+        wait_healthy kube-apiserver "$PLATEOP_KUBE_SERVER/readyz" --cacert "$dir/pki/ca.crt" \
+            --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" || die "kube-apiserver did not come back"
+    fi
+    say "$name restarted"
+}
+
 cmd_check() {
     local c bad=0
     [ -d "$dir/run" ] || die "no cluster in $dir"
@@ -306,5 +330,6 @@ up) cmd_up ;;
 down) cmd_down ;;
 env) cmd_env ;;
 check) cmd_check ;;
-*) echo "usage: $0 up|down|env|check" >&2; exit 2 ;;
+restart) cmd_restart "${2:?usage: $0 restart COMPONENT}" ;;
+*) echo "usage: $0 up|down|env|check|restart COMPONENT" >&2; exit 2 ;;
 esac

@@ -64,9 +64,10 @@ cmd_up() {
     chmod 644 "$dir/password"
     cat >"$dir/pg_ctl" <<EOF
 #!/bin/sh
-# pg_ctl for the ImageDB in $dir, run as the data directory's owner.
-if [ "\$(id -u)" -eq 0 ]; then exec runuser -u postgres -- $bin/pg_ctl -D $dir/data "\$@"; fi
-exec $bin/pg_ctl -D $dir/data "\$@"
+# pg_ctl for the ImageDB in $dir, run as the data directory's owner. The
+# server's output goes to its log, never to the caller's (a test's pipe).
+if [ "\$(id -u)" -eq 0 ]; then exec runuser -u postgres -- $bin/pg_ctl -D $dir/data -l $dir/postgres.log "\$@"; fi
+exec $bin/pg_ctl -D $dir/data -l $dir/postgres.log "\$@"
 EOF
     chmod +x "$dir/pg_ctl"
 

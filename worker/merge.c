@@ -17,6 +17,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "run.h"
 #include "strbuf.h"
 
 #define BATCH_COLUMN "Metadata_Batch"
@@ -817,6 +818,86 @@ static json_t *batches_json(const struct merge *m)
     return a;
 }
 
+/* Whether a batch output file is something other than a table, the manifest or the done file. */
+static int is_extra(const char *name)
+{
+    size_t n = strlen(name);
+
+    return name[0] != '.' && strcmp(name, "manifest.json") != 0 &&
+           strcmp(name, RUN_DONE_FILE) != 0 &&
+           !(n > 4 && strcmp(name + n - 4, ".csv") == 0);
+}
+
+/* Streams src to a new file dst (1 MiB at a time: memory stays constant). */
+static int copy_file(const char *src, const char *dst, struct err *e)
+{
+    static char buf[1 << 20];
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    ssize_t n;
+
+    if (in < 0)
+        return err_errno(e, errno, "open %s", src);
+    out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0) {
+        err_errno(e, errno, "create %s", dst);
+        goto out;
+    }
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (fileutil_write_all(out, buf, (size_t)n, dst, e) < 0)
+            goto out;
+    if (n < 0) {
+        err_errno(e, errno, "read %s", src);
+        goto out;
+    }
+    rc = 0;
+out:
+    close(in);
+    if (out >= 0 && close(out) < 0 && rc == 0)
+        rc = err_errno(e, errno, "close %s", dst);
+    return rc;
+}
+
+/*
+ * Files a pipeline saves besides its tables (an illumination-correction
+ * pipeline's ICF_<dye>.npy, say) go to the results too, where a later step
+ * reads them. Two batches saving the same name is an error, not a silent
+ * choice of one.
+ */
+static int copy_extras(const struct merge *m, const char *tmp, struct err *e)
+{
+    struct strbuf src = STRBUF_INIT, dst = STRBUF_INIT;
+    struct dirent *d;
+    struct stat st;
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < m->nb && rc == 0; i++) {
+        DIR *dir = opendir(m->b[i].dir);
+
+        if (!dir)
+            return err_errno(e, errno, "open %s", m->b[i].dir);
+        while (rc == 0 && (d = readdir(dir))) {
+            if (!is_extra(d->d_name))
+                continue;
+            strbuf_reset(&src);
+            strbuf_reset(&dst);
+            strbuf_addf(&src, "%s/%s", m->b[i].dir, d->d_name);
+            strbuf_addf(&dst, "%s/%s", tmp, d->d_name);
+            if (stat(src.buf, &st) < 0 || !S_ISREG(st.st_mode))
+                continue;
+            if (access(dst.buf, F_OK) == 0)
+                rc = err_set(e, EEXIST, "%s: batch %s saves a file another batch saved too",
+                             src.buf, m->b[i].id);
+            else
+                rc = copy_file(src.buf, dst.buf, e);
+        }
+        closedir(dir);
+    }
+    strbuf_release(&src);
+    strbuf_release(&dst);
+    return rc;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -870,6 +951,11 @@ int merge_batches(const struct merge_opts *o, struct err *e)
             goto out;
     }
     rc = WORKER_WRITE_FAILED;
+    if (copy_extras(&m, tmp.buf, e) < 0) {
+        if (e->code == EEXIST)
+            rc = WORKER_BAD_INPUT;
+        goto out;
+    }
     root = json_pack("{s:s?, s:o, s:O, s:O, s:f}", "analysis", o->analysis,
                      "batches", batches_json(&m), "failed_batches", m.failed,
                      "tables", tables, "duration_s", now_s() - t0);

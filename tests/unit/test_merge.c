@@ -161,6 +161,25 @@ static void test_reordered_columns_and_image_offsets(void **state)
     json_decref(m);
 }
 
+static void test_extra_files_reach_the_result(void **state)
+{
+    struct world *w = *state;
+    char path[300];
+
+    make_batch(w, "b1", 1, "Image", "ImageNumber,Count\n1,3\n", NULL);
+    make_batch(w, "b2", 1, "Image", "ImageNumber,Count\n1,4\n", NULL);
+    snprintf(path, sizeof(path), "%s/b1/ICF_DNA.npy", w->batches);
+    assert_int_equal(fileutil_write_atomic(path, "npy-bytes", 9, &w->e), 0);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    assert_file(w, "ICF_DNA.npy", "npy-bytes");
+
+    /* The same name from two batches: which one is meant cannot be known. */
+    snprintf(path, sizeof(path), "%s/b2/ICF_DNA.npy", w->batches);
+    assert_int_equal(fileutil_write_atomic(path, "other", 5, &w->e), 0);
+    assert_int_equal(fileutil_rm_rf(w->dest, &w->e), 0);
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT, "saves a file another batch saved too");
+}
+
 static void test_quoting_crlf_and_empty_tables(void **state)
 {
     struct world *w = *state;
@@ -512,6 +531,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reordered_columns_and_image_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_files_reach_the_result, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quoting_crlf_and_empty_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fast_path_gives_way_to_the_parser, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_tables_stream_intact, setup, teardown),
