@@ -33,8 +33,11 @@ sites=${PLATEOP_DEMO_SITES:-4}
 timeout=${PLATEOP_DEMO_TIMEOUT:-240}
 
 # The demo's own components, whatever the calling shell points at (a test bed, say).
+# The node is named after the directory: node agents on one machine keep per-node
+# state outside it (cgroups), so two demos (or a demo and its test) must differ.
+node_name=$(basename "$demo" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-' | cut -c1-50)
 export PLATEOP_CLUSTER_DIR="$demo/cluster" PLATEOP_IMAGEDB_DIR="$demo/imagedb"
-export PLATEOP_NODEAGENT_DIR="$demo/nodeagent" PLATEOP_NODE_NAME=plateop-demo-node
+export PLATEOP_NODEAGENT_DIR="$demo/nodeagent" PLATEOP_NODE_NAME="${node_name:-plateop-demo}-node"
 export PLATEOP_BUILD="$build"
 unset PLATEOP_APISERVER_ARGS KUBECONFIG
 
