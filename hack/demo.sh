@@ -61,8 +61,9 @@ step_name=
 # step TEXT: what comes next; an error from here on names it.
 step() { step_name=$1; }
 
-# quiet CMD...: runs a command with its output in the demo log.
-quiet() { "$@" >>"$log" 2>&1; }
+# quiet CMD...: runs a command with its output in the demo log; its failure ends
+# the demo, naming the command (not this function's "$@").
+quiet() { "$@" >>"$log" 2>&1 || { err_rc=$? err_cmd="$*"; exit "$err_rc"; }; }
 
 # ---- processes -------------------------------------------------------------------
 
@@ -268,7 +269,7 @@ EOF
 }
 
 start_controller() {
-    local i
+    local i ready=0
     step "starting the controller"
     service_account_kubeconfig
     # Where the demo differs from manifests/config.yaml: the worker is this
@@ -302,10 +303,11 @@ EOF
         alive "$ctl/controller.pid" plateop-controller ||
             fail "the controller exited at start" "$(tail -n 12 "$ctl/controller.log")"
         [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/readyz")" = 200 ] &&
-            curl -s --max-time 2 "http://127.0.0.1:$port/metrics" | grep -qx 'plateop_leader 1' && break
+            curl -s --max-time 2 "http://127.0.0.1:$port/metrics" | grep -qx 'plateop_leader 1' &&
+            ready=1 && break
         sleep 0.25
     done
-    [ "$i" -lt 240 ] || fail "the controller was not ready and leading within 60 s" "$(tail -n 12 "$ctl/controller.log")"
+    [ "$ready" = 1 ] || fail "the controller was not ready and leading within 60 s" "$(tail -n 12 "$ctl/controller.log")"
     say "controller running as local process $(cat "$ctl/controller.pid") with the ServiceAccount $sys/plateop-controller's token"
     say "  (leader through Lease $sys/plateop-controller; health and metrics on 127.0.0.1:$port)"
 }
@@ -359,17 +361,22 @@ SQL
     say "ImageDB rows inserted as the GUI does: image_analyses $aid, image_sub_analyses $sub (8 image sets per batch)"
 }
 
-# progress_line JSON: one line for both Analyses.
+# progress_line JSON: one line for both Analyses, short enough for a terminal:
+# a bar over all their batches, then each one's phase and batches done.
 progress_line() {
     jq -r --arg k "$kube_name" --arg g "$gui_name" '
-        def bar(d; t): (if t > 0 then d * 10 / t | floor else 0 end) as $n | ("#" * $n) + ("." * (10 - $n));
-        def one(n): (.items | map(select(.metadata.name == n)) | .[0]) as $a
+        def ana(n): .items | map(select(.metadata.name == n)) | .[0];
+        def done(a): (a.status.batches.succeeded // 0);
+        def total(a): (a.status.batches.total // 0);
+        def one(n): ana(n) as $a
             | if $a == null then "\(n) waiting for the controller"
-              else ($a.status.batches.succeeded // 0) as $d | ($a.status.batches.total // 0) as $t
-                | ($a.status.batches.failed // 0) as $f
-                | "\(n) \($a.status.phase // "Pending") [\(bar($d; $t))] \($d)/\($t)"
-                  + (if $f > 0 then " (\($f) failed)" else "" end) end;
-        "\(one($k))  |  \(one($g))"' <<<"$1"
+              else "\(n) \($a.status.phase // "Pending") \(done($a))/\(total($a))"
+                   + (if ($a.status.batches.failed // 0) > 0 then " (\($a.status.batches.failed) failed)" else "" end)
+              end;
+        ([ana($k), ana($g)] | map(select(. != null))) as $both
+        | ([$both[] | done(.)] | add // 0) as $d | ([$both[] | total(.)] | add // 0) as $t
+        | (if $t > 0 then $d * 10 / $t | floor else 0 end) as $n
+        | "[" + ("#" * $n) + ("." * (10 - $n)) + "] \(one($k)) | \(one($g))"' <<<"$1"
 }
 
 phases() {
@@ -379,7 +386,7 @@ phases() {
 }
 
 watch_progress() {
-    local deadline json line last= ph
+    local deadline json line last= ph cols
     step "running the analyses"
     say "running: $kube_name (kubectl) and $gui_name (ImageDB row)"
     deadline=$(( $(date +%s) + timeout ))
@@ -388,8 +395,9 @@ watch_progress() {
         line=$(progress_line "$json")
         if [ $tty -eq 1 ]; then
             # One terminal line, or \r cannot take it back.
+            cols=$(stty size </dev/tty 2>/dev/null | cut -d' ' -f2)
             line="[$(printf '%3s' "$(elapsed)")s] $line"
-            printf '\r\033[K%s' "${line:0:$(( $(tput cols 2>/dev/null || echo 80) - 1 ))}"
+            printf '\r\033[K%s' "${line:0:$(( ${cols:-80} - 1 ))}"
         elif [ "$line" != "$last" ]; then
             say "$line"
         fi

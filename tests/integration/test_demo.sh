@@ -124,7 +124,7 @@ t_check "it says how to stop: make demo-down" grep -q "make demo-down" "$out"
 t_check "its stdout is not a terminal here: plain lines, no carriage returns or escape sequences" \
     sh -c '! grep -q "$(printf "\r")" "$1" && ! grep -q "$(printf "\033")" "$1"' _ "$out"
 t_check "it printed progress lines while the analyses ran" \
-    grep -Eq '^\[ *[0-9]+s\] demo-features (Running|Succeeded) \[[#.]{10}\] [0-9]+/4 ' "$out"
+    grep -Eq '^\[ *[0-9]+s\] \[[#.]{10}\] demo-features (Running|Merging|Succeeded) [0-9]+/4 \| ' "$out"
 
 # ---- a second up, then down ---------------------------------------------------------
 "$PLATEOP_ROOT/hack/demo.sh" up >"$out.2" 2>&1
