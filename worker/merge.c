@@ -857,11 +857,39 @@ out:
     return rc;
 }
 
+/* Whether two files hold the same bytes (1 MiB at a time). */
+static int same_content(const char *a, const char *b, struct err *e)
+{
+    static char ba[1 << 20], bb[1 << 20];
+    int fa = open(a, O_RDONLY | O_CLOEXEC), fb = open(b, O_RDONLY | O_CLOEXEC), same = -1;
+    ssize_t na, nb;
+
+    if (fa < 0 || fb < 0) {
+        err_errno(e, errno, "open %s", fa < 0 ? a : b);
+        goto out;
+    }
+    do {
+        na = read(fa, ba, sizeof(ba));
+        nb = read(fb, bb, sizeof(bb));
+        if (na < 0 || nb < 0) {
+            err_errno(e, errno, "read %s", na < 0 ? a : b);
+            goto out;
+        }
+    } while (na == nb && na > 0 && memcmp(ba, bb, (size_t)na) == 0);
+    same = na == nb && na == 0;
+out:
+    if (fa >= 0)
+        close(fa);
+    if (fb >= 0)
+        close(fb);
+    return same;
+}
+
 /*
  * Files a pipeline saves besides its tables (an illumination-correction
  * pipeline's ICF_<dye>.npy, say) go to the results too, where a later step
  * reads them. Two batches saving the same name is an error, not a silent
- * choice of one.
+ * choice of one, unless their bytes are the same.
  */
 static int copy_extras(const struct merge *m, const char *tmp, struct err *e)
 {
@@ -869,7 +897,7 @@ static int copy_extras(const struct merge *m, const char *tmp, struct err *e)
     struct dirent *d;
     struct stat st;
     size_t i;
-    int rc = 0;
+    int rc = 0, same;
 
     for (i = 0; i < m->nb && rc == 0; i++) {
         DIR *dir = opendir(m->b[i].dir);
@@ -885,11 +913,13 @@ static int copy_extras(const struct merge *m, const char *tmp, struct err *e)
             strbuf_addf(&dst, "%s/%s", tmp, d->d_name);
             if (stat(src.buf, &st) < 0 || !S_ISREG(st.st_mode))
                 continue;
-            if (access(dst.buf, F_OK) == 0)
-                rc = err_set(e, EEXIST, "%s: batch %s saves a file another batch saved too",
-                             src.buf, m->b[i].id);
-            else
+            if (access(dst.buf, F_OK) != 0)
                 rc = copy_file(src.buf, dst.buf, e);
+            else if ((same = same_content(src.buf, dst.buf, e)) == 0)
+                rc = err_set(e, EEXIST, "%s: batch %s saves a file another batch saved "
+                             "with other contents", src.buf, m->b[i].id);
+            else if (same < 0)
+                rc = -1;
         }
         closedir(dir);
     }

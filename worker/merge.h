@@ -27,7 +27,8 @@
  *   of unknown origin.
  * - Files a batch saved besides its tables and manifest (an illumination
  *   correction pipeline's ICF_<dye>.npy) are copied into the result, where
- *   a later step's LoadData points; two batches saving one name is an error.
+ *   a later step's LoadData points; two batches saving one name with
+ *   different contents is an error.
  * - Checks: each batch table's size equals its manifest's bytes before
  *   reading, it parses as strict CSV ending with a line end, and its rows
  *   equal the manifest's rows; the merged rows equal the manifests' sum.

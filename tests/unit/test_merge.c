@@ -173,11 +173,16 @@ static void test_extra_files_reach_the_result(void **state)
     assert_int_equal(merge(w, NULL, 0), WORKER_OK);
     assert_file(w, "ICF_DNA.npy", "npy-bytes");
 
-    /* The same name from two batches: which one is meant cannot be known. */
+    /* The same file from two batches is one file. */
     snprintf(path, sizeof(path), "%s/b2/ICF_DNA.npy", w->batches);
+    assert_int_equal(fileutil_write_atomic(path, "npy-bytes", 9, &w->e), 0);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    assert_file(w, "ICF_DNA.npy", "npy-bytes");
+
+    /* Different files of one name: which one is meant cannot be known. */
     assert_int_equal(fileutil_write_atomic(path, "other", 5, &w->e), 0);
     assert_int_equal(fileutil_rm_rf(w->dest, &w->e), 0);
-    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT, "saves a file another batch saved too");
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT, "saves a file another batch saved with other contents");
 }
 
 static void test_quoting_crlf_and_empty_tables(void **state)
