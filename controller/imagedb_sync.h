@@ -30,9 +30,9 @@
  *     as cancelled (error, state "Cancelled", "deleted with kubectl"), then
  *     the finalizer is removed so the deletion completes.
  *
- *   Plates still being imaged. An images INSERT notification (and a
- *     plate_acquisition notification, once the migration has a trigger for
- *     it) queues the Blocked Analyses of that acquisition, and those that
+ *   Plates still being imaged. An images INSERT notification, or a
+ *     plate_acquisition notification (its `finished` changed), queues the
+ *     Blocked Analyses of that acquisition, and those that
  *     start early, at once; every RESYNC queues all Blocked Analyses.
  *
  * Only the leader acts (atomic_load(&c->leading)): a follower listens and

@@ -86,11 +86,18 @@ full_page_writes = off
 shared_buffers = 128MB
 logging_collector = off
 EOF
-    if ! "$dir/pg_ctl" -w -t 60 -l "$dir/postgres.log" start >/dev/null 2>&1; then
+    # Another program may take the port between the check and the bind: try others.
+    for i in 1 2 3; do
+        "$dir/pg_ctl" -w -t 60 start >/dev/null 2>&1 && break
+        if [ "$i" -lt 3 ] && grep -q 'Address already in use' "$dir/postgres.log"; then
+            port=$((20000 + RANDOM % 40000))
+            sed -i "s/^port = .*/port = $port/" "$dir/data/postgresql.conf"
+            continue
+        fi
         tail -n 20 "$dir/postgres.log" >&2 || true
         cmd_down_quiet
         die "PostgreSQL did not start (port $port)"
-    fi
+    done
     as_owner "$bin/createdb" -h "$dir/sock" -p "$port" -U "$user" "$db" ||
         { cmd_down_quiet; die "createdb failed"; }
     as_owner "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/sock" -p "$port" -U "$user" -d "$db" \

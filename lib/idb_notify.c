@@ -67,6 +67,10 @@ static const struct mig_obj objs[] = {
       "CREATE TRIGGER plateop_notify_v1 AFTER INSERT ON images"
       " REFERENCING NEW TABLE AS plateop_new_images"
       " FOR EACH STATEMENT EXECUTE PROCEDURE plateop_notify_images_v1()" },
+    { "trigger", "plateop_notify_v1", "plate_acquisition",
+      "CREATE TRIGGER plateop_notify_v1 AFTER UPDATE OF finished ON plate_acquisition"
+      " FOR EACH ROW WHEN (OLD.finished IS DISTINCT FROM NEW.finished)"
+      " EXECUTE PROCEDURE plateop_notify_row_v1()" },
 };
 
 #define NOBJS (sizeof(objs) / sizeof(objs[0]))
@@ -173,7 +177,8 @@ int idb_notify_migrate(struct idb *db, struct strbuf *report, int *added, struct
         else
             strbuf_adds(report, "nothing to add: functions plateop_notify_row_v1() and "
                                 "plateop_notify_images_v1() and trigger plateop_notify_v1 on "
-                                "image_analyses, image_sub_analyses and images are present\n");
+                                "image_analyses, image_sub_analyses, images and "
+                                "plate_acquisition are present\n");
     }
     if (added)
         *added = n;

@@ -11,6 +11,8 @@
  *   - trigger plateop_notify_v1 on images (AFTER INSERT, per statement, with
  *     a transition table: one notification per plate acquisition and
  *     statement, not one per image),
+ *   - trigger plateop_notify_v1 on plate_acquisition (AFTER UPDATE OF
+ *     finished, per row, when it changes: imaging has finished),
  * in one transaction under an advisory lock, and reports what it added. It
  * never changes or drops anything, and never touches the tables' columns.
  * A later, different trigger gets a new name (_v2) rather than replacing
@@ -19,6 +21,7 @@
  * Notifications arrive on channel IDB_NOTIFY_CHANNEL with a JSON payload:
  *   {"table":"image_sub_analyses","op":"INSERT","id":12,"analysis_id":3}
  *   {"table":"image_analyses","op":"UPDATE","id":3}
+ *   {"table":"plate_acquisition","op":"UPDATE","id":7}
  *   {"table":"images","op":"INSERT","plate_acquisition_id":7,"count":2160,
  *    "min_id":100,"max_id":2259}
  *

@@ -61,6 +61,8 @@ static int setup(void **state)
     strbuf_addf(&sql, "CREATE TABLE %s.image_sub_analyses (LIKE public.image_sub_analyses"
                       " INCLUDING ALL);", schema);
     strbuf_addf(&sql, "CREATE TABLE %s.images (LIKE public.images INCLUDING ALL);", schema);
+    strbuf_addf(&sql, "CREATE TABLE %s.plate_acquisition (LIKE public.plate_acquisition"
+                      " INCLUDING ALL);", schema);
     rc = exec_ok(sql.buf);
     strbuf_release(&sql);
     if (rc < 0)
@@ -111,12 +113,13 @@ static void test_migration_adds_once_and_says_what(void **state)
     assert_non_null(db);
     if (idb_notify_migrate(db, &rep, &added, &e) < 0)
         fail_msg("%s", e.msg);
-    assert_int_equal(added, 5);
+    assert_int_equal(added, 6);
     assert_string_equal(rep.buf, "added function plateop_notify_row_v1()\n"
                                  "added function plateop_notify_images_v1()\n"
                                  "added trigger plateop_notify_v1 on image_analyses\n"
                                  "added trigger plateop_notify_v1 on image_sub_analyses\n"
-                                 "added trigger plateop_notify_v1 on images\n");
+                                 "added trigger plateop_notify_v1 on images\n"
+                                 "added trigger plateop_notify_v1 on plate_acquisition\n");
     strbuf_reset(&rep);
     assert_int_equal(idb_notify_migrate(db, &rep, &added, &e), 0);
     assert_int_equal(added, 0);
