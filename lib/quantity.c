@@ -1,48 +1,54 @@
 /* quantity: memory quantities; see quantity.h. */
 #include "quantity.h"
 
-#include <errno.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct suffix {
-    const char *s;
-    long double mult;
-};
-
-static const struct suffix suffixes[] = {
-    { "Ki", 1024.0L }, { "Mi", 1048576.0L }, { "Gi", 1073741824.0L },
-    { "Ti", 1099511627776.0L }, { "Pi", 1125899906842624.0L }, { "Ei", 1152921504606846976.0L },
-    { "k", 1e3L }, { "M", 1e6L }, { "G", 1e9L }, { "T", 1e12L }, { "P", 1e15L }, { "E", 1e18L },
-    { "", 1.0L },
-};
-
 int quantity_parse(const char *s, unsigned long long *bytes)
 {
-    long double v, mult = 0;
-    char *end;
+    static const struct { const char *suffix; long double mult; } units[] = {
+        { "Ki", 1024.0L }, { "Mi", 1048576.0L }, { "Gi", 1073741824.0L },
+        { "Ti", 1099511627776.0L }, { "Pi", 1125899906842624.0L },
+        { "Ei", 1152921504606846976.0L }, { "n", 1e-9L }, { "u", 1e-6L }, { "m", 1e-3L },
+        { "k", 1e3L }, { "M", 1e6L }, { "G", 1e9L }, { "T", 1e12L }, { "P", 1e15L },
+        { "E", 1e18L }, { "", 1.0L },
+    };
+    const char *p = s;
+    long double v = 0, scale = 1, mult = -1;
     size_t i;
+    int any = 0;
 
-    if (!s || !*s || *s == '-')
+    if (!p)
         return -1;
-    errno = 0;
-    v = strtold(s, &end);
-    if (errno || end == s || v < 0)
+    if (*p == '+')
+        p++;
+    for (; isdigit((unsigned char)*p); p++, any = 1)
+        v = v * 10 + (*p - '0');
+    if (*p == '.')
+        for (p++; isdigit((unsigned char)*p); p++, any = 1)
+            v += (*p - '0') * (scale /= 10);
+    if (!any)
         return -1;
-    for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        if (strcmp(end, suffixes[i].s) == 0) {
-            mult = suffixes[i].mult;
-            break;
-        }
+    if ((*p == 'e' || *p == 'E') && p[1] &&
+        (isdigit((unsigned char)p[1]) || p[1] == '-' || p[1] == '+')) {
+        char *end;
+        long ex = strtol(p + 1, &end, 10);
+
+        if (*end || ex > 18 || ex < -18)
+            return -1;
+        mult = powl(10.0L, (long double)ex);
+    } else {
+        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strcmp(p, units[i].suffix) == 0)
+                mult = units[i].mult;
     }
-    if (mult == 0)
+    /* Quantities the API accepts fit a signed 64-bit count of bytes. */
+    if (mult < 0 || v * mult > 9.2e18L)
         return -1;
-    v = ceill(v * mult);
-    if (v > 18446744073709551615.0L)
-        return -1;
-    *bytes = (unsigned long long)v;
+    *bytes = (unsigned long long)ceill(v * mult);
     return 0;
 }
 

@@ -9,8 +9,8 @@
 
 /*
  * Parses a quantity into bytes (rounded up). Binary suffixes Ki Mi Gi Ti Pi
- * Ei, decimal k M G T P E, exponents (e3), and plain numbers. Returns 0, or
- * -1 when s is not a quantity or overflows.
+ * Ei, decimal n u m k M G T P E, exponents (129e6), a leading '+', and plain
+ * numbers. Returns 0, or -1 when s is not a quantity or exceeds 9.2e18.
  */
 int quantity_parse(const char *s, unsigned long long *bytes);
 

@@ -1,6 +1,8 @@
 /* podspec: a Pod's container resolved to argv, environment, mounts and limits; see podspec.h. */
 #include "podspec.h"
 
+#include "quantity.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -558,6 +560,7 @@ int podspec_container_build(struct podspec_container *c, const json_t *pod,
                             const json_t *container, const struct podspec_host *host,
                             const struct podspec_getter *get, struct err *e)
 {
+    unsigned long long limit = 0;
     struct objcache oc = { get, str(json_object_get(pod, "metadata"), "namespace"), NULL, 0 };
     struct envlist env = { NULL, 0, 0 };
     const json_t *list, *item;
@@ -573,10 +576,11 @@ int podspec_container_build(struct podspec_container *c, const json_t *pod,
                   DEFAULT_TERMINATION_PATH, e))
         goto out;
     mem = str(json_object_get(json_object_get(container, "resources"), "limits"), "memory");
-    if (mem && podspec_parse_quantity(mem, &c->memory_limit) < 0) {
+    if (mem && quantity_parse(mem, &limit) < 0) {
         config_err(e, "container %s: memory limit %s is not a quantity", c->name, mem);
         goto out;
     }
+    c->memory_limit = mem ? (long long)limit : 0;
     if (build_security(c, pod, container, e) || build_mounts(c, container, e))
         goto out;
     if (base_env(&env, pod, host, c)) {
@@ -625,44 +629,3 @@ void podspec_container_free(struct podspec_container *c)
     memset(c, 0, sizeof(*c));
 }
 
-int podspec_parse_quantity(const char *s, long long *bytes)
-{
-    static const struct { const char *suffix; long double mult; } units[] = {
-        { "Ki", 1024.0L }, { "Mi", 1048576.0L }, { "Gi", 1073741824.0L },
-        { "Ti", 1099511627776.0L }, { "Pi", 1125899906842624.0L },
-        { "Ei", 1152921504606846976.0L }, { "n", 1e-9L }, { "u", 1e-6L }, { "m", 1e-3L },
-        { "k", 1e3L }, { "M", 1e6L }, { "G", 1e9L }, { "T", 1e12L }, { "P", 1e15L },
-        { "E", 1e18L }, { "", 1.0L },
-    };
-    const char *p = s;
-    long double v = 0, scale = 1, mult = -1;
-    size_t i;
-    int any = 0;
-
-    if (*p == '+')
-        p++;
-    for (; isdigit((unsigned char)*p); p++, any = 1)
-        v = v * 10 + (*p - '0');
-    if (*p == '.')
-        for (p++; isdigit((unsigned char)*p); p++, any = 1)
-            v += (*p - '0') * (scale /= 10);
-    if (!any)
-        return -1;
-    if ((*p == 'e' || *p == 'E') && p[1] && (isdigit((unsigned char)p[1]) || p[1] == '-' ||
-                                              p[1] == '+')) {
-        char *end;
-        long ex = strtol(p + 1, &end, 10);
-
-        if (*end || ex > 18 || ex < -18)
-            return -1;
-        mult = powl(10.0L, (long double)ex);
-    } else {
-        for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-            if (strcmp(p, units[i].suffix) == 0)
-                mult = units[i].mult;
-    }
-    if (mult < 0 || v * mult > 9.2e18L)
-        return -1;
-    *bytes = (long long)ceill(v * mult);
-    return 0;
-}

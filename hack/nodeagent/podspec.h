@@ -93,12 +93,6 @@ void podspec_container_free(struct podspec_container *c);
 int podspec_key_value(const json_t *obj, int is_secret, const char *key, struct strbuf *out,
                       struct err *e);
 
-/*
- * Parses a Kubernetes quantity ("128974848", "129e6", "129M", "123Mi",
- * "1.5Gi", "500m") into bytes, rounding up. Returns 0, or -1 when s is not
- * a quantity.
- */
-int podspec_parse_quantity(const char *s, long long *bytes);
 
 /*
  * Expands $(NAME) in s the kubelet's way: a defined NAME is replaced by its

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "fakeget.h"
+#include "quantity.h"
 
 static const struct podspec_host host = { "127.0.0.1", "10.1.2.3", "6443" };
 
@@ -75,16 +76,16 @@ static void test_quantities(void **state)
         { "500m", 1 }, { "1k", 1000 }, { "0", 0 }, { "+2", 2 },
     };
     static const char *const bad[] = { "", "Mi", "12Q", "1.2.3", "-1", "1e99", "abc" };
-    long long v;
+    unsigned long long v;
     size_t i;
 
     (void)state;
     for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        assert_int_equal(podspec_parse_quantity(ok[i].s, &v), 0);
+        assert_int_equal(quantity_parse(ok[i].s, &v), 0);
         assert_int_equal(v, ok[i].v);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(podspec_parse_quantity(bad[i], &v), -1);
+        assert_int_equal(quantity_parse(bad[i], &v), -1);
 }
 
 static void check_expand(const char *in, const char *want)
