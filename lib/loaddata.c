@@ -113,34 +113,27 @@ out:
     return rc;
 }
 
-int loaddata_render(const struct plan_batch *b, const struct loaddata_opts *o,
-                    struct strbuf *out, struct err *e)
+/* Writes the batch through w and closes it, whichever way it ends. */
+static int write_and_close(struct csv_writer *w, const struct plan_batch *b,
+                           const struct loaddata_opts *o, struct err *e)
 {
-    struct csv_writer *w = csv_writer_strbuf(out, 0, e);
-    int rc;
-
     if (!w)
         return -1;
-    rc = loaddata_write(b, o, w, e);
-    if (rc < 0) {
+    if (loaddata_write(b, o, w, e) < 0) {
         csv_writer_free(w);
         return -1;
     }
     return csv_writer_close(w, e);
 }
 
+int loaddata_render(const struct plan_batch *b, const struct loaddata_opts *o,
+                    struct strbuf *out, struct err *e)
+{
+    return write_and_close(csv_writer_strbuf(out, 0, e), b, o, e);
+}
+
 int loaddata_write_file(const struct plan_batch *b, const struct loaddata_opts *o, FILE *f,
                         const char *name, struct err *e)
 {
-    struct csv_writer *w = csv_writer_file(f, name, 0, e);
-    int rc;
-
-    if (!w)
-        return -1;
-    rc = loaddata_write(b, o, w, e);
-    if (rc < 0) {
-        csv_writer_free(w);
-        return -1;
-    }
-    return csv_writer_close(w, e);
+    return write_and_close(csv_writer_file(f, name, 0, e), b, o, e);
 }
