@@ -115,7 +115,7 @@ if [ $want_create -eq 1 ]; then
         done
         t1=$(sed -n 1536p "$work/jobs-$r.txt" | cut -f1)
         kill "$watcher" "$pid" 2>/dev/null || true
-        [ -n "$t1" ] || { echo "bench_controller: only $(wc -l <"$work/jobs-$r.txt") Jobs" >&2; exit 1; }
+        [ -n "$t1" ] || { echo "bench_controller: only $(wc -l <"$work/jobs-$r.txt") Jobs" >&2; grep -v creating "$work/create-$r.log" | tail -n 5 >&2; exit 1; }
         ctl_rates+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", 3072 / (b - a)}')")
 
         # curl: the same kinds, counts and sizes, 64 at a time, one TLS identity.
