@@ -61,10 +61,32 @@ int ctl_recently_planned(struct ctl *c, const char *uid)
     return t > 0 && monotonic_s() - t < 30;
 }
 
+/* Our pods in ns that have not finished: they hold quota whatever its status says. */
+static long live_pods(struct ctl *c, const char *ns)
+{
+    json_t *all = informer_list(c->pods, NULL, NULL), *p;
+    long n = 0;
+    size_t i;
+
+    json_array_foreach(all, i, p) {
+        const char *pns = json_string_value(json_object_get(json_object_get(p, "metadata"),
+                                                            "namespace"));
+        const char *phase = json_string_value(json_object_get(json_object_get(p, "status"),
+                                                              "phase"));
+
+        if (pns && strcmp(pns, ns) == 0 &&
+            !(phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
+            n++;
+    }
+    json_decref(all);
+    return n;
+}
+
 int ctl_quota_room(struct ctl *c, const char *ns)
 {
     json_t *all = c->quotas ? informer_list(c->quotas, NULL, NULL) : NULL, *q;
     int room = -1;
+    long live = -1;
     size_t i;
 
     json_array_foreach(all, i, q) {
@@ -77,8 +99,17 @@ int ctl_quota_room(struct ctl *c, const char *ns)
 
         if (!qns || strcmp(qns, ns) != 0 || !hard)
             continue;
-        /* Pod counts are plain integers in quota quantities. */
+        /*
+         * Pod counts are plain integers in quota quantities. The quota
+         * controller recounts usage from a cache that can lag admission and
+         * briefly report less than is running; our own count of live pods
+         * keeps the namespace within its limit all the same.
+         */
+        if (live < 0)
+            live = live_pods(c, ns);
         free_pods = strtol(hard, NULL, 10) - (used ? strtol(used, NULL, 10) : 0);
+        if (strtol(hard, NULL, 10) - live < free_pods)
+            free_pods = strtol(hard, NULL, 10) - live;
         if (free_pods < 0)
             free_pods = 0;
         if (room < 0 || free_pods < room)
