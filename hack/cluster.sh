@@ -55,11 +55,13 @@ stop_all() {
     done
 }
 
+# Ports are picked below the kernel's ephemeral range (32768-60999), where an
+# outgoing connection's local port could take one between the check and the bind.
 used_ports=()
 free_port() {
     local p i u taken
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % 22000))
         taken=0
         for u in "${used_ports[@]:-}"; do [ "$u" = "$p" ] && taken=1; done
         [ $taken -eq 1 ] && continue

@@ -175,7 +175,7 @@ claim_dir() {
 free_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % 22000))
         ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
     done
     return 1

@@ -52,7 +52,7 @@ cmd_up() {
     bin=$(pgbin)
     command -v ss >/dev/null || die "ss not found: run 'make deps' (installs iproute2)"
     for i in $(seq 1 200); do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % 22000))
         ss -Htln "sport = :$port" 2>/dev/null | grep -q . || break
     done
 
@@ -90,7 +90,7 @@ EOF
     for i in 1 2 3; do
         "$dir/pg_ctl" -w -t 60 start >/dev/null 2>&1 && break
         if [ "$i" -lt 3 ] && grep -q 'Address already in use' "$dir/postgres.log"; then
-            port=$((20000 + RANDOM % 40000))
+            port=$((10000 + RANDOM % 22000))
             sed -i "s/^port = .*/port = $port/" "$dir/data/postgresql.conf"
             continue
         fi

@@ -219,7 +219,7 @@ acq=$(ctl_plate --wells 4 --sites 2)
 ctl_config
 port=
 for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % 22000))
     ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
 done
 KUBECONFIG="$kc" ctl_start --kubeconfig "$kc" --leader-elect=true --lease-namespace "$sys" \
