@@ -21,13 +21,28 @@ components=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
 
+# runs_program PID NAME: PID is a live process whose command line names NAME.
+# Read without a pipe: under pipefail, grep -q leaving early could fail the check.
+runs_program() {
+    local cmdline
+    [ -n "$1" ] && [ -r "/proc/$1/cmdline" ] || return 1
+    cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    [[ "$cmdline" == *"$2"* ]]
+}
+
+# has_exited PID: the process is gone, or a zombie waiting to be reaped.
+has_exited() {
+    local _pid _comm state
+    [ -r "/proc/$1/stat" ] || return 0
+    read -r _pid _comm state _ <"/proc/$1/stat" 2>/dev/null || return 0
+    [ "$state" = Z ]
+}
+
 # pid_alive NAME: the recorded process runs and is still the program we started.
 pid_alive() {
-    local pidfile="$dir/run/$1.pid" pid
+    local pidfile="$dir/run/$1.pid"
     [ -f "$pidfile" ] || return 1
-    pid=$(cat "$pidfile")
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$1"
+    runs_program "$(cat "$pidfile")" "$1"
 }
 
 log_tail() {
@@ -143,16 +158,31 @@ start() {
     shift
     printf '%s\n' "$@" >"$dir/run/$name.args"
     setsid "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
-    echo $! >"$dir/run/$name.pid"
+    local pid=$! i
+    echo "$pid" >"$dir/run/$name.pid"
+    # Until the forked shell has exec'd, its command line is still this
+    # script's, and pid_alive would call a starting component dead.
+    for i in $(seq 1 100); do
+        runs_program "$pid" "$name" && return 0
+        [ -d "/proc/$pid" ] || return 0
+        sleep 0.05
+    done
 }
 
 # wait_healthy NAME URL CURL_ARGS...: polls until the URL answers "ok"
 # (etcd answers {"health":"true"}).
 wait_healthy() {
-    local name=$1 url=$2 i
+    local name=$1 url=$2 i pid rc
     shift 2
+    pid=$(cat "$dir/run/$name.pid")
     for i in $(seq 1 240); do
-        pid_alive "$name" || { log_tail "$name"; return 1; }
+        if ! pid_alive "$name" && has_exited "$pid"; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            say "$name exited with status $rc before it became healthy"
+            log_tail "$name"
+            return 1
+        fi
         if curl -sf --max-time 2 "$@" "$url" 2>/dev/null | grep -qE '^ok|"health": ?"true"'; then
             return 0
         fi
