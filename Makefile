@@ -36,6 +36,7 @@ TESTCOMMON_SRC := $(wildcard tests/common/*.c)
 UNIT_SRC       := $(wildcard tests/unit/test_*.c)
 INTEG_SRC      := $(wildcard tests/integration/test_*.c)
 BENCH_SRC      := $(wildcard tests/bench/bench_*.c)
+TOOL_SRC       := $(wildcard tests/tools/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
@@ -48,9 +49,10 @@ STANDIN    := $(if $(STANDIN_SRC),$(BUILD)/tests/cellprofiler-standin)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 INTEG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 BENCH_BIN  := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRC))
+TOOL_BIN   := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 
 PROGRAMS := $(CONTROLLER) $(WORKER) $(NODEAGENT) $(STANDIN)
-TESTS    := $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN)
+TESTS    := $(UNIT_BIN) $(INTEG_BIN) $(BENCH_BIN) $(TOOL_BIN)
 
 .PHONY: all programs tests deps test test-unit test-integration asan bench demo demo-down images clean
 

@@ -89,9 +89,32 @@ apply() {
         "$1" "$2" "$3" | kubectl apply -f - >/dev/null
 }
 
-# stamped CMD...: each output line prefixed with the wall-clock time it arrived.
-stamped() {
-    "$@" 2>/dev/null | while IFS= read -r line; do printf '%s\t%s\n' "$EPOCHREALTIME" "$line"; done
+# watch NS RESOURCE: every event of the collection, one line each, stamped
+# with the time it arrived (tests/tools/watch_events: unlike `kubectl get -w`,
+# it resumes when a busy API server closes the stream).
+# Run in the background; exec makes $! the watcher itself, for kill.
+watch() {
+    exec "$PLATEOP_BUILD/tests/tools/watch_events" -n "$1" "$2" 2>/dev/null
+}
+
+# added FILE: the arrival times of the ADDED events in a watch's output.
+added() {
+    grep -F '"type":"ADDED"' "$1" | cut -f1
+}
+
+# curl_cfg <"URL<tab>BODY" lines >CONFIG: a `curl -K` config of one JSON POST
+# per line (BODY inline, or @FILE), each with the admin identity, since a
+# `next` in a config resets every option given before it.
+curl_cfg() {
+    awk -F '\t' -v pki="$PLATEOP_CLUSTER_DIR/pki" '{
+        if (NR > 1) print "next"
+        body = $2; gsub(/\\/, "&&", body); gsub(/"/, "\\\"", body)
+        printf "url = \"%s\"\ndata = \"%s\"\n", $1, body
+        printf "cacert = \"%s/ca.crt\"\ncert = \"%s/admin.crt\"\nkey = \"%s/admin.key\"\n", pki, pki, pki
+        print "header = \"Content-Type: application/json\""
+        print "-o /dev/null"
+        print "-w \"%{http_code}\\n\""
+    }'
 }
 
 if [ $want_create -eq 1 ]; then
@@ -104,18 +127,18 @@ if [ $want_create -eq 1 ]; then
         ns=$(new_ns "c$r")
         pid=$(controller "$ns" "$work/create.yaml" "$work/create-$r.log")
         sleep 2
-        stamped kubectl -n "$ns" get jobs -w -o name >"$work/jobs-$r.txt" &
+        watch "$ns" jobs >"$work/jobs-$r.txt" &
         watcher=$!
         sleep 1
         t0=$EPOCHREALTIME
         apply plate "$ns" "$acq"
         for _ in $(seq 1 600); do
-            [ "$(wc -l <"$work/jobs-$r.txt")" -ge 1536 ] && break
+            [ "$(added "$work/jobs-$r.txt" | wc -l)" -ge 1536 ] && break
             sleep 0.1
         done
-        t1=$(sed -n 1536p "$work/jobs-$r.txt" | cut -f1)
+        t1=$(added "$work/jobs-$r.txt" | sed -n 1536p)
         kill "$watcher" "$pid" 2>/dev/null || true
-        [ -n "$t1" ] || { echo "bench_controller: only $(wc -l <"$work/jobs-$r.txt") Jobs" >&2; grep -v creating "$work/create-$r.log" | tail -n 5 >&2; exit 1; }
+        [ -n "$t1" ] || { echo "bench_controller: only $(added "$work/jobs-$r.txt" | wc -l) Jobs" >&2; grep -v creating "$work/create-$r.log" | tail -n 5 >&2; exit 1; }
         ctl_rates+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", 3072 / (b - a)}')")
 
         # curl: the same kinds, counts and sizes, 64 at a time, one TLS identity.
@@ -126,23 +149,19 @@ if [ $want_create -eq 1 ]; then
                        .metadata.ownerReferences, .metadata.managedFields, .spec.selector,
                        .spec.template.metadata.labels["controller-uid"], .spec.template.metadata.labels["job-name"])')
         api="$PLATEOP_KUBE_SERVER"
-        pki="$PLATEOP_CLUSTER_DIR/pki"
-        : >"$work/curl.cfg"
+        printf '%s' "$job" | jq -c 'range(0; 1536) as $i | .metadata.name = "j\($i)" | del(.metadata.namespace)' |
+            awk -v d="$work" '{ f = d "/j" (NR - 1) ".json"; print > f; close(f) }'
+        jq -nc --argjson d "$csv" 'range(0; 1536) as $i | {apiVersion: "v1", kind: "ConfigMap", metadata: {name: "c\($i)"}, data: $d}' |
+            awk -v d="$work" '{ f = d "/c" (NR - 1) ".json"; print > f; close(f) }'
         for ((i = 0; i < 1536; i++)); do
-            printf '%s' "$job" | jq -c --arg n "j$i" '.metadata.name = $n | del(.metadata.namespace)' >"$work/j$i.json"
-            jq -nc --arg n "c$i" --argjson d "$csv" '{apiVersion: "v1", kind: "ConfigMap", metadata: {name: $n}, data: $d}' >"$work/c$i.json"
-            printf 'url = "%s/api/v1/namespaces/%s/configmaps"\ndata = "@%s"\n-o /dev/null\n-w "%%{http_code}\\n"\nnext\n' \
-                "$api" "$ns" "$work/c$i.json" >>"$work/curl.cfg"
-            printf 'url = "%s/apis/batch/v1/namespaces/%s/jobs"\ndata = "@%s"\n-o /dev/null\n-w "%%{http_code}\\n"\nnext\n' \
-                "$api" "$ns" "$work/j$i.json" >>"$work/curl.cfg"
-        done
+            printf '%s/api/v1/namespaces/%s/configmaps\t@%s/c%d.json\n' "$api" "$ns" "$work" "$i"
+            printf '%s/apis/batch/v1/namespaces/%s/jobs\t@%s/j%d.json\n' "$api" "$ns" "$work" "$i"
+        done | curl_cfg >"$work/curl.cfg"
         t0=$EPOCHREALTIME
-        curl -sS --parallel --parallel-max 64 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" \
-            --key "$pki/admin.key" -H 'Content-Type: application/json' -K "$work/curl.cfg" \
-            >"$work/codes" 2>"$work/curl.err" || true
+        curl -sS --parallel --parallel-max 64 -K "$work/curl.cfg" >"$work/codes" 2>"$work/curl.err" || true
         t1=$EPOCHREALTIME
         made=$(grep -c '^201$' "$work/codes" || true)
-        [ "$made" -eq 3072 ] || { echo "bench_controller: curl created $made of 3072" >&2; head -3 "$work/curl.err" >&2; exit 1; }
+        [ "$made" -eq 3072 ] || { echo "bench_controller: curl created $made of 3072; answers:" $(sort "$work/codes" | uniq -c) >&2; tail -c 300 "$work/curl.err" >&2; exit 1; }
         curl_rates+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", 3072 / (b - a)}')")
         echo "# run $r: controller ${ctl_rates[-1]} /s, curl ${curl_rates[-1]} /s" >&2
         kubectl delete namespace "bench-ctl-$$-c$r" "$ns" --wait=false >/dev/null
@@ -162,8 +181,10 @@ if [ $want_latency -eq 1 ]; then
     acq=$("$PLATEOP_ROOT/hack/plate.sh" --dir "$work/images" --wells 60 --sites 1)
     config "$work/latency.yaml" 8 PLATEOP_STANDIN_SLEEP_MS=500
     controller "$ns" "$work/latency.yaml" "$work/latency.log" >/dev/null
-    stamped kubectl -n "$ns" get jobs -w -o json --output-watch-events >"$work/jobs.json" &
-    stamped kubectl -n "$ns" get analyses -w -o json --output-watch-events >"$work/ana.json" &
+    watch "$ns" jobs >"$work/jobs.json" &
+    pids+=($!)
+    watch "$ns" analyses >"$work/ana.json" &
+    pids+=($!)
     sleep 2
     apply lat "$ns" "$acq"
     for _ in $(seq 1 600); do
@@ -200,14 +221,11 @@ if [ $want_rss -eq 1 ]; then
     for ((a = 0; a < 100; a++)); do
         printf -- '---\napiVersion: plateop.io/v1alpha1\nkind: Analysis\nmetadata: {name: a%d}\nspec: {plateAcquisition: 999999, pipeline: p.cppipe}\n' "$a"
     done | kubectl -n "$ns" apply -f - >/dev/null
-    : >"$work/jobs.cfg"
     for ((i = 0; i < 20000; i++)); do
-        printf 'url = "%s/apis/batch/v1/namespaces/%s/jobs"\ndata = "{\\"apiVersion\\":\\"batch/v1\\",\\"kind\\":\\"Job\\",\\"metadata\\":{\\"name\\":\\"j%d\\",\\"labels\\":{\\"plateop.io/analysis\\":\\"a%d\\",\\"plateop.io/batch\\":\\"b%05d\\",\\"plateop.io/role\\":\\"batch\\"}},\\"spec\\":{\\"parallelism\\":0,\\"template\\":{\\"spec\\":{\\"restartPolicy\\":\\"Never\\",\\"containers\\":[{\\"name\\":\\"w\\",\\"image\\":\\"x\\"}]}}}}"\n-o /dev/null\n-w "%%{http_code}\\n"\nnext\n' \
-            "$PLATEOP_KUBE_SERVER" "$ns" "$i" $((i % 100)) "$i" >>"$work/jobs.cfg"
-    done
-    pki="$PLATEOP_CLUSTER_DIR/pki"
-    curl -sS --retry 5 --parallel --parallel-max 32 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" \
-        --key "$pki/admin.key" -H 'Content-Type: application/json' -K "$work/jobs.cfg" >"$work/codes" 2>/dev/null || true
+        printf '%s/apis/batch/v1/namespaces/%s/jobs\t{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j%d","labels":{"plateop.io/analysis":"a%d","plateop.io/batch":"b%05d","plateop.io/role":"batch"}},"spec":{"parallelism":0,"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"w","image":"x"}]}}}}\n' \
+            "$PLATEOP_KUBE_SERVER" "$ns" "$i" $((i % 100)) "$i"
+    done | curl_cfg >"$work/jobs.cfg"
+    curl -sS --retry 5 --parallel --parallel-max 32 -K "$work/jobs.cfg" >"$work/codes" 2>/dev/null || true
     [ "$(grep -c '^201$' "$work/codes")" -eq 20000 ] || {
         echo "bench_controller: Job set-up failed; HTTP codes: $(sort "$work/codes" | uniq -c | tr '\n' ' ')" >&2
         exit 1

@@ -11,6 +11,9 @@
 #   ctl_apply NAME ACQ [SPEC-YAML-LINES...]   kubectl-applies an Analysis
 #   ctl_phase NAME          prints its phase
 #   ctl_wait_phase NAME PHASE SECS            waits for a phase (or fails on the other terminal one)
+#   ctl_watch RESOURCE      records every event of RESOURCE (jobs, pods) in CTL_NS into
+#                           CTL_DIR/RESOURCE.events: "<arrival time><tab><watch event JSON>"
+#   ctl_watch_stop          stops every such recording
 #   ctl_cleanup             stops the controller, deletes the namespace and the work dir
 #
 # The worker pods run on the test bed's node agent as local processes, with
@@ -111,7 +114,24 @@ ctl_explain() {
     tail -n 5 "$CTL_DIR/controller.log" 2>/dev/null
 }
 
+# The watch is tests/tools/watch_events, not `kubectl get -w`: kubectl ends
+# silently when a busy API server closes the stream, and a count taken from
+# it would come out short.
+CTL_WATCHERS=()
+ctl_watch() {
+    "$PLATEOP_BUILD/tests/tools/watch_events" -n "$CTL_NS" "$1" >"$CTL_DIR/$1.events" \
+        2>"$CTL_DIR/$1.events.err" &
+    CTL_WATCHERS+=($!)
+}
+
+ctl_watch_stop() {
+    local p
+    for p in "${CTL_WATCHERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    CTL_WATCHERS=()
+}
+
 ctl_cleanup() {
+    ctl_watch_stop
     [ -n "${PLATEOP_KEEP_TESTBED:-}" ] && { ctl_stop KILL; echo "# kept: namespace $CTL_NS, $CTL_DIR"; return 0; }
     ctl_stop KILL
     kubectl delete namespace "$CTL_NS" --wait=false >/dev/null 2>&1

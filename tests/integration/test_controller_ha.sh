@@ -12,9 +12,7 @@ acq=$(ctl_plate --wells 40 --sites 1)
 ctl_worker_env PLATEOP_STANDIN_SLEEP_MS=1500
 ctl_config "window: 4"
 
-kubectl -n "$CTL_NS" get jobs -w --output-watch-events -o json 2>/dev/null |
-    jq --unbuffered -r '[.type, .object.metadata.name] | @tsv' >"$CTL_DIR/jobs.watch" &
-watcher=$!
+ctl_watch jobs
 holder() { kubectl -n "$CTL_NS" get lease plateop-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
 
 ctl_start --leader-elect=true --lease-namespace "$CTL_NS" --id replica-a
@@ -42,7 +40,8 @@ else
 fi
 t_check "the new leader created the remaining batch Jobs" grep -q 'creating the batch Job' "$CTL_DIR/replica-b.log"
 sleep 1
-kill $watcher 2>/dev/null
+ctl_watch_stop
+cut -f2- "$CTL_DIR/jobs.events" | jq -r '[.type, .object.metadata.name] | @tsv' >"$CTL_DIR/jobs.watch"
 t_check "40 batch Jobs, none created twice" \
     sh -c "[ \$(awk -F'\t' '\$1 == \"ADDED\" && \$2 !~ /-merge\$/' '$CTL_DIR/jobs.watch' | cut -f2 | sort | uniq -d | wc -l) -eq 0 ] &&
            [ \$(awk -F'\t' '\$1 == \"ADDED\" && \$2 !~ /-merge\$/' '$CTL_DIR/jobs.watch' | cut -f2 | sort -u | wc -l) -eq 40 ]"

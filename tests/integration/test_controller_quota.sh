@@ -15,11 +15,7 @@ ctl_worker_env PLATEOP_STANDIN_SLEEP_MS=2000
 ctl_config "window: 8" "succeededJobTTLSeconds: 3600"
 
 # Every pod event: its name and phase; the most pods at once that were not terminal.
-kubectl -n "$CTL_NS" get pods -w --output-watch-events -o json 2>/dev/null |
-    jq --unbuffered -r '[.type, .object.metadata.name, (.object.status.phase // "Pending"),
-                         .object.metadata.resourceVersion] | @tsv' \
-        >"$CTL_DIR/pods.watch" &
-watcher=$!
+ctl_watch pods
 sleep 1
 
 ctl_start
@@ -31,14 +27,19 @@ else
     t_fail "100 batches under a pods=4 quota all complete" "$(ctl_explain many)"
 fi
 end=$(date +%s.%N)
-kill $watcher 2>/dev/null
+ctl_watch_stop
+cut -f2- "$CTL_DIR/pods.events" |
+    jq -r '[.type, .object.metadata.name, (.object.status.phase // "Pending"),
+            .object.metadata.resourceVersion] | @tsv' >"$CTL_DIR/pods.watch"
 
 # In the API server's order (resourceVersion), which is the order quota admission saw.
 max=$(sort -t$'\t' -k4,4n "$CTL_DIR/pods.watch" | awk -F'\t' '
     { if ($1 == "DELETED" || $3 == "Succeeded" || $3 == "Failed") delete live[$2]; else live[$2] = 1
       n = 0; for (k in live) n++; if (n > max) max = n }
     END { print max + 0 }')
-echo "# most pods at once: $max (watch saw $(cut -f2 "$CTL_DIR/pods.watch" | sort -u | wc -l) pods)"
+seen=$(cut -f2 "$CTL_DIR/pods.watch" | sort -u | wc -l)
+echo "# most pods at once: $max (watch saw $seen pods)"
+t_check "the watch saw every batch pod" test "$seen" -ge 100
 t_check "never more than 4 pods at once (sampled through a watch)" test "$max" -le 4
 t_check "the quota was used: 4 pods ran at once" test "$max" -eq 4
 

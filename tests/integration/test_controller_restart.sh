@@ -13,9 +13,7 @@ acq=$(ctl_plate --wells 60 --sites 2)
 ctl_worker_env PLATEOP_STANDIN_SLEEP_MS=1500
 ctl_config "window: 6" "succeededJobTTLSeconds: 5"
 
-kubectl -n "$CTL_NS" get jobs -w --output-watch-events -o json 2>/dev/null |
-    jq --unbuffered -r '[.type, .object.metadata.name] | @tsv' >"$CTL_DIR/jobs.watch" &
-watcher=$!
+ctl_watch jobs
 sleep 1
 
 ctl_start
@@ -37,7 +35,8 @@ else
     t_fail "the run completes after the kills" "$(ctl_explain killed)"
 fi
 sleep 1
-kill $watcher 2>/dev/null
+ctl_watch_stop
+cut -f2- "$CTL_DIR/jobs.events" | jq -r '[.type, .object.metadata.name] | @tsv' >"$CTL_DIR/jobs.watch"
 t_check "60 batch Jobs were created" \
     test "$(awk -F'\t' '$1 == "ADDED" && $2 !~ /-merge$/' "$CTL_DIR/jobs.watch" | cut -f2 | sort -u | wc -l)" -eq 60
 dups=$(awk -F'\t' '$1 == "ADDED"' "$CTL_DIR/jobs.watch" | cut -f2 | sort | uniq -d)
