@@ -130,11 +130,11 @@ static int key_of(struct strbuf *sb, const json_t *obj)
     return strbuf_adds(sb, name);
 }
 
-static void call_locked(struct informer *inf, enum kube_event_type type, const json_t *old,
+static void call_locked(struct informer *inf, enum kube_watch_type type, const json_t *old,
                         const json_t *cur)
 {
     pthread_mutex_lock(&inf->handler_mu);
-    if (type == KUBE_EVENT_DELETED)
+    if (type == KUBE_WATCH_DELETED)
         inf->h.on_delete(inf->ud, old);
     else if (old)
         inf->h.on_update(inf->ud, old, cur);
@@ -143,7 +143,7 @@ static void call_locked(struct informer *inf, enum kube_event_type type, const j
     pthread_mutex_unlock(&inf->handler_mu);
 }
 
-static void on_event(void *ud, enum kube_event_type type, json_t *obj)
+static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     struct informer *inf = ud;
     struct strbuf key = STRBUF_INIT;
@@ -154,7 +154,7 @@ static void on_event(void *ud, enum kube_event_type type, json_t *obj)
 
     if (key_of(&key, obj) < 0)
         goto out;
-    if (type != KUBE_EVENT_DELETED) {
+    if (type != KUBE_WATCH_DELETED) {
         /* Nobody needs managedFields; they are often the largest part. */
         json_object_del(json_object_get(obj, "metadata"), "managedFields");
         if (inf->transform)
@@ -165,7 +165,7 @@ static void on_event(void *ud, enum kube_event_type type, json_t *obj)
     }
     pthread_rwlock_wrlock(&inf->lock);
     old = strmap_get(&inf->objs, key.buf);
-    notify = type == KUBE_EVENT_DELETED ? inf->h.on_delete != NULL
+    notify = type == KUBE_WATCH_DELETED ? inf->h.on_delete != NULL
                                         : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
     /* Decoded before it is replaced: the text lives in the map entry. */
     if (old && (inf->nlabels || notify))
@@ -175,14 +175,14 @@ static void on_event(void *ud, enum kube_event_type type, json_t *obj)
     else
         strmap_remove(&inf->objs, key.buf, NULL);
     if (rc == 0 && index_update(inf, key.buf, old_obj,
-                                type == KUBE_EVENT_DELETED ? NULL : obj) < 0)
+                                type == KUBE_WATCH_DELETED ? NULL : obj) < 0)
         log_error(NULL, "informer %s: out of memory indexing %s", inf->resource, key.buf);
     pthread_rwlock_unlock(&inf->lock);
     if (rc < 0)
         goto nomem;
 
     /* A delete of something never cached has nothing to report. */
-    if (notify && (type != KUBE_EVENT_DELETED || old_obj))
+    if (notify && (type != KUBE_WATCH_DELETED || old_obj))
         call_locked(inf, type, old_obj, obj);
     goto out;
 nomem:
@@ -258,7 +258,7 @@ static void resync(struct informer *inf)
         obj = decode(strmap_get(&inf->objs, k));
         pthread_rwlock_unlock(&inf->lock);
         if (obj)
-            call_locked(inf, KUBE_EVENT_MODIFIED, obj, obj);
+            call_locked(inf, KUBE_WATCH_MODIFIED, obj, obj);
         json_decref(obj);
     }
 out:

@@ -16,20 +16,20 @@
 #include "strmap.h"
 
 static const char *const type_names[] = {
-    [KUBE_EVENT_ADDED] = "ADDED",
-    [KUBE_EVENT_MODIFIED] = "MODIFIED",
-    [KUBE_EVENT_DELETED] = "DELETED",
-    [KUBE_EVENT_BOOKMARK] = "BOOKMARK",
+    [KUBE_WATCH_ADDED] = "ADDED",
+    [KUBE_WATCH_MODIFIED] = "MODIFIED",
+    [KUBE_WATCH_DELETED] = "DELETED",
+    [KUBE_WATCH_BOOKMARK] = "BOOKMARK",
 };
 
-const char *kube_event_type_name(enum kube_event_type type)
+const char *kube_watch_type_name(enum kube_watch_type type)
 {
-    return (unsigned)type <= KUBE_EVENT_BOOKMARK ? type_names[type] : "UNKNOWN";
+    return (unsigned)type <= KUBE_WATCH_BOOKMARK ? type_names[type] : "UNKNOWN";
 }
 
 /* ---- stream parser --------------------------------------------------- */
 
-void kube_watch_parser_init(struct kube_watch_parser *p, kube_event_fn fn, void *ud)
+void kube_watch_parser_init(struct kube_watch_parser *p, kube_watch_fn fn, void *ud)
 {
     strbuf_init(&p->line);
     p->fn = fn;
@@ -85,15 +85,15 @@ static int parse_line(struct kube_watch_parser *p, const char *line, size_t len,
         rc = -1;
         goto out;
     }
-    for (t = KUBE_EVENT_ADDED; t <= KUBE_EVENT_BOOKMARK; t++)
+    for (t = KUBE_WATCH_ADDED; t <= KUBE_WATCH_BOOKMARK; t++)
         if (strcmp(type, type_names[t]) == 0)
             break;
-    if (t > KUBE_EVENT_BOOKMARK) {
+    if (t > KUBE_WATCH_BOOKMARK) {
         rc = stream_error(ke, p, "unknown event type", type);
         goto out;
     }
     p->events++;
-    rc = p->fn((enum kube_event_type)t, obj, p->ud);
+    rc = p->fn((enum kube_watch_type)t, obj, p->ud);
 out:
     json_decref(ev);
     return rc;
@@ -165,7 +165,7 @@ static int parser_failed(const struct once_ctx *o)
 }
 
 int kube_watch_once(struct kube_client *c, const struct kube_res *res,
-                    const struct kube_query *q, kube_event_fn fn, void *ud,
+                    const struct kube_query *q, kube_watch_fn fn, void *ud,
                     const atomic_int *stop, struct kube_error *ke)
 {
     struct kube_request req = { .verb = KUBE_GET, .res = *res };
@@ -346,7 +346,7 @@ static int set_rv(struct kube_watch *w, const char *rv)
 }
 
 /* An event from the stream: update what is known, then deliver. 1 when out of memory. */
-static int on_stream_event(enum kube_event_type type, json_t *obj, void *ud)
+static int on_stream_event(enum kube_watch_type type, json_t *obj, void *ud)
 {
     struct kube_watch *w = ud;
     struct strbuf key = STRBUF_INIT;
@@ -356,14 +356,14 @@ static int on_stream_event(enum kube_event_type type, json_t *obj, void *ud)
     w->watch_events++;
     if (set_rv(w, rv) < 0)
         goto nomem;
-    if (type == KUBE_EVENT_BOOKMARK)
+    if (type == KUBE_WATCH_BOOKMARK)
         goto out;
     if (object_key(&key, obj) < 0) {
         log_warn(NULL, "kube_watch %s: %s event without a name ignored", w->resource,
-                 kube_event_type_name(type));
+                 kube_watch_type_name(type));
         goto out;
     }
-    if (type == KUBE_EVENT_DELETED) {
+    if (type == KUBE_WATCH_DELETED) {
         strmap_remove(&w->known, key.buf, NULL);
     } else if (strmap_put_str(&w->known, key.buf, rv ? rv : "") < 0) {
         goto nomem;
@@ -393,9 +393,9 @@ static int on_list_item(json_t *item, void *ud)
     }
     was = strmap_get(&w->known, key.buf);
     if (!was)
-        w->h.on_event(w->ud, KUBE_EVENT_ADDED, item);
+        w->h.on_event(w->ud, KUBE_WATCH_ADDED, item);
     else if (strcmp(was, rv ? rv : "") != 0)
-        w->h.on_event(w->ud, KUBE_EVENT_MODIFIED, item);
+        w->h.on_event(w->ud, KUBE_WATCH_MODIFIED, item);
 out:
     strbuf_release(&key);
     return rc;
@@ -417,7 +417,7 @@ static int deliver_vanished(const char *key, void *value, void *ud)
                             (const char *)value);
     if (!obj)
         return -1;
-    w->h.on_event(w->ud, KUBE_EVENT_DELETED, obj);
+    w->h.on_event(w->ud, KUBE_WATCH_DELETED, obj);
     json_decref(obj);
     return 0;
 }

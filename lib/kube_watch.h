@@ -30,15 +30,15 @@
 #include "kube.h"
 #include "strbuf.h"
 
-enum kube_event_type {
-    KUBE_EVENT_ADDED,
-    KUBE_EVENT_MODIFIED,
-    KUBE_EVENT_DELETED,
-    KUBE_EVENT_BOOKMARK,   /* object carries only metadata.resourceVersion */
+enum kube_watch_type {
+    KUBE_WATCH_ADDED,
+    KUBE_WATCH_MODIFIED,
+    KUBE_WATCH_DELETED,
+    KUBE_WATCH_BOOKMARK,   /* object carries only metadata.resourceVersion */
 };
 
 /* "ADDED", "MODIFIED", "DELETED", "BOOKMARK". */
-const char *kube_event_type_name(enum kube_event_type type);
+const char *kube_watch_type_name(enum kube_watch_type type);
 
 /* ---- stream parser --------------------------------------------------- */
 
@@ -46,19 +46,19 @@ const char *kube_event_type_name(enum kube_event_type type);
  * Called for each event; obj is borrowed for the call and may be modified.
  * Return 0 to go on; non-zero stops the parser, and feed returns that value.
  */
-typedef int (*kube_event_fn)(enum kube_event_type type, json_t *obj, void *ud);
+typedef int (*kube_watch_fn)(enum kube_watch_type type, json_t *obj, void *ud);
 
 /* Lines longer than this are refused (a garbage stream must not eat memory). */
 #define KUBE_WATCH_MAX_LINE (64u << 20)
 
 struct kube_watch_parser {
     struct strbuf line;     /* bytes of the line not yet complete */
-    kube_event_fn fn;
+    kube_watch_fn fn;
     void *ud;
     unsigned long events;   /* events delivered so far */
 };
 
-void kube_watch_parser_init(struct kube_watch_parser *p, kube_event_fn fn, void *ud);
+void kube_watch_parser_init(struct kube_watch_parser *p, kube_watch_fn fn, void *ud);
 
 /*
  * Feeds len bytes. Calls fn for each complete line. Returns 0, fn's
@@ -90,7 +90,7 @@ void kube_watch_parser_release(struct kube_watch_parser *p);
  * server said so with HTTP 410 or with an ERROR event). Blocks.
  */
 int kube_watch_once(struct kube_client *c, const struct kube_res *res,
-                    const struct kube_query *q, kube_event_fn fn, void *ud,
+                    const struct kube_query *q, kube_watch_fn fn, void *ud,
                     const atomic_int *stop, struct kube_error *ke);
 
 /* ---- the resilient watcher ------------------------------------------- */
@@ -101,7 +101,7 @@ struct kube_watch_handlers {
      * (BOOKMARKs are consumed internally). obj is borrowed and may be
      * modified or stolen with json_incref. Required.
      */
-    void (*on_event)(void *ud, enum kube_event_type type, json_t *obj);
+    void (*on_event)(void *ud, enum kube_watch_type type, json_t *obj);
     /* After a complete list has been delivered (first list and each relist). May be NULL. */
     void (*on_synced)(void *ud);
     /*

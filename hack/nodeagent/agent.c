@@ -103,7 +103,7 @@ struct pod_rec {
 };
 
 struct event {
-    enum kube_event_type type;    /* BOOKMARK stands for "synced" */
+    enum kube_watch_type type;    /* BOOKMARK stands for "synced" */
     json_t *obj;
     struct event *next;
 };
@@ -146,7 +146,7 @@ static void set_str(char **dst, const char *src)
 
 /* ---- the event queue (watch thread -> supervisor) --------------------- */
 
-static void enqueue(struct agent *a, enum kube_event_type type, json_t *obj)
+static void enqueue(struct agent *a, enum kube_watch_type type, json_t *obj)
 {
     struct event *ev = calloc(1, sizeof(*ev));
     uint64_t one = 1;
@@ -183,14 +183,14 @@ static struct event *dequeue(struct agent *a)
     return ev;
 }
 
-static void on_watch_event(void *ud, enum kube_event_type type, json_t *obj)
+static void on_watch_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     enqueue(ud, type, obj);
 }
 
 static void on_watch_synced(void *ud)
 {
-    enqueue(ud, KUBE_EVENT_BOOKMARK, NULL);
+    enqueue(ud, KUBE_WATCH_BOOKMARK, NULL);
 }
 
 static void *watch_main(void *arg)
@@ -1012,7 +1012,7 @@ static void handle_new(struct agent *a, json_t *obj)
     }
 }
 
-static void handle_event(struct agent *a, enum kube_event_type type, json_t *obj)
+static void handle_event(struct agent *a, enum kube_watch_type type, json_t *obj)
 {
     const char *ns = meta(obj, "namespace"), *name = meta(obj, "name"), *uid = meta(obj, "uid");
     struct pod_rec *p;
@@ -1020,7 +1020,7 @@ static void handle_event(struct agent *a, enum kube_event_type type, json_t *obj
     if (!ns || !name)
         return;
     p = find_pod(a, ns, name);
-    if (type == KUBE_EVENT_DELETED) {
+    if (type == KUBE_WATCH_DELETED) {
         if (p && (!uid || strcmp(uid, p->uid) == 0)) {
             p->gone = 1;
             kill_pod(p, SIGKILL);
@@ -1147,7 +1147,7 @@ static void drain_events(struct agent *a)
     if (read(a->evfd, &n, sizeof(n)) < 0 && errno != EAGAIN)
         log_warn(NULL, "event counter: %s", strerror(errno));
     while ((ev = dequeue(a))) {
-        if (ev->type == KUBE_EVENT_BOOKMARK)
+        if (ev->type == KUBE_WATCH_BOOKMARK)
             remove_stale_dirs(a);
         else
             handle_event(a, ev->type, ev->obj);

@@ -132,7 +132,7 @@ static char *list_rv(const struct kube_res *r)
 
 /* ---- Gone ------------------------------------------------------------ */
 
-static int ignore_event(enum kube_event_type type, json_t *obj, void *ud)
+static int ignore_event(enum kube_watch_type type, json_t *obj, void *ud)
 {
     (void)type;
     (void)obj;
@@ -205,7 +205,7 @@ static void model_release(struct model *m)
     pthread_cond_destroy(&m->cv);
 }
 
-static void model_event(void *ud, enum kube_event_type type, json_t *obj)
+static void model_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     struct model *m = ud;
     const json_t *md = json_object_get(obj, "metadata");
@@ -214,12 +214,12 @@ static void model_event(void *ud, enum kube_event_type type, json_t *obj)
     void *old = NULL;
 
     pthread_mutex_lock(&m->mu);
-    strbuf_addf(&m->log, "%s %s;", kube_event_type_name(type), name);
-    if (type == KUBE_EVENT_DELETED) {
+    strbuf_addf(&m->log, "%s %s;", kube_watch_type_name(type), name);
+    if (type == KUBE_WATCH_DELETED) {
         m->dels++;
         strmap_remove(&m->objs, name, &old);
     } else {
-        type == KUBE_EVENT_ADDED ? m->adds++ : m->mods++;
+        type == KUBE_WATCH_ADDED ? m->adds++ : m->mods++;
         strmap_put(&m->objs, name, strdup(rv), &old);
     }
     free(old);

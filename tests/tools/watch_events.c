@@ -42,11 +42,11 @@ static const struct {
 
 #define GIVE_UP_AFTER 8
 
-static void on_event(void *ud, enum kube_event_type type, json_t *obj)
+static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     int *failures = ud;
     struct timeval tv;
-    json_t *ev = json_pack("{s:s,s:O}", "type", kube_event_type_name(type), "object", obj);
+    json_t *ev = json_pack("{s:s,s:O}", "type", kube_watch_type_name(type), "object", obj);
     char *line = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
 
     *failures = 0;

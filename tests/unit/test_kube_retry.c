@@ -275,11 +275,11 @@ struct names {
     struct strbuf s;
 };
 
-static int collect_name(enum kube_event_type type, json_t *obj, void *ud)
+static int collect_name(enum kube_watch_type type, json_t *obj, void *ud)
 {
     struct names *n = ud;
 
-    strbuf_addf(&n->s, "%s %s;", kube_event_type_name(type),
+    strbuf_addf(&n->s, "%s %s;", kube_watch_type_name(type),
                 json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")));
     return 0;
 }

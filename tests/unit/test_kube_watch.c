@@ -35,13 +35,13 @@ struct seen {
     int n;
 };
 
-static int record(enum kube_event_type type, json_t *obj, void *ud)
+static int record(enum kube_watch_type type, json_t *obj, void *ud)
 {
     struct seen *s = ud;
     const json_t *md = json_object_get(obj, "metadata");
     const char *name = json_string_value(json_object_get(md, "name"));
 
-    strbuf_addf(&s->log, "%s %s %s;", kube_event_type_name(type), name ? name : "-",
+    strbuf_addf(&s->log, "%s %s %s;", kube_watch_type_name(type), name ? name : "-",
                 json_string_value(json_object_get(md, "resourceVersion")));
     s->n++;
     return s->stop_after && s->n >= s->stop_after ? 7 : 0;
