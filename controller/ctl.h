@@ -79,12 +79,14 @@ int ctl_plan(struct ctl *c, const struct ana *a, json_t **summary, char **incomp
              struct err *e);
 
 /*
- * Pods the namespace's ResourceQuotas still admit (the least over its
- * quotas with a pods limit), or -1 when none limits pods.
+ * Pods the namespace's ResourceQuotas still admit as the caches see it: the
+ * least over its quotas with a pods limit of hard - max(used, our live
+ * pods), or -1 when none limits pods. Grants not yet visible in the caches
+ * are the window's to count (window_acquire). Cost: O(cached quotas + pods).
  */
 int ctl_quota_room(struct ctl *c, const char *ns);
 
-/* Queues an Analysis key (for handlers and the window). */
+/* Queues an Analysis key (for handlers and the window); a failure is logged. */
 void ctl_enqueue(struct ctl *c, const char *key);
 
 /*
@@ -94,5 +96,15 @@ void ctl_enqueue(struct ctl *c, const char *key);
  */
 void ctl_planned(struct ctl *c, const char *uid);
 int ctl_recently_planned(struct ctl *c, const char *uid);
+
+/*
+ * Runs every request of kb (NULL or empty: nothing) concurrently. A create
+ * answered 409 AlreadyExists (a rerun or a peer did it) and a patch or
+ * delete answered 404 NotFound (already gone) count as done. Sets *done
+ * (may be NULL) to the requests that succeeded outright. Returns 0, or -1
+ * with e holding the first other error, prefixed with `what`; the rest of
+ * the batch still ran. kb stays the caller's.
+ */
+int ctl_run_requests(struct kube_batch *kb, const char *what, long *done, struct err *e);
 
 #endif

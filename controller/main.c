@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config.h"
 #include "ctl.h"
@@ -27,97 +26,6 @@
 #include "version.h"
 
 #define LEASE_NAME "plateop-controller"
-
-static double monotonic_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-void ctl_enqueue(struct ctl *c, const char *key)
-{
-    struct err e;
-
-    if (wq_add(c->queue, key, &e) < 0)
-        log_error(NULL, "queue %s: %s", key, e.msg);
-}
-
-void ctl_planned(struct ctl *c, const char *uid)
-{
-    pthread_mutex_lock(&c->planned_lock);
-    json_object_set_new(c->planned, uid, json_real(monotonic_s()));
-    pthread_mutex_unlock(&c->planned_lock);
-}
-
-int ctl_recently_planned(struct ctl *c, const char *uid)
-{
-    double t;
-
-    pthread_mutex_lock(&c->planned_lock);
-    t = json_real_value(json_object_get(c->planned, uid));
-    pthread_mutex_unlock(&c->planned_lock);
-    return t > 0 && monotonic_s() - t < 30;
-}
-
-/* Our pods in ns that have not finished: they hold quota whatever its status says. */
-static long live_pods(struct ctl *c, const char *ns)
-{
-    json_t *all = informer_list(c->pods, NULL, NULL), *p;
-    long n = 0;
-    size_t i;
-
-    json_array_foreach(all, i, p) {
-        const char *pns = json_string_value(json_object_get(json_object_get(p, "metadata"),
-                                                            "namespace"));
-        const char *phase = json_string_value(json_object_get(json_object_get(p, "status"),
-                                                              "phase"));
-
-        if (pns && strcmp(pns, ns) == 0 &&
-            !(phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
-            n++;
-    }
-    json_decref(all);
-    return n;
-}
-
-int ctl_quota_room(struct ctl *c, const char *ns)
-{
-    json_t *all = c->quotas ? informer_list(c->quotas, NULL, NULL) : NULL, *q;
-    int room = -1;
-    long live = -1;
-    size_t i;
-
-    json_array_foreach(all, i, q) {
-        const char *qns = json_string_value(json_object_get(json_object_get(q, "metadata"),
-                                                            "namespace"));
-        const json_t *st = json_object_get(q, "status");
-        const char *hard = json_string_value(json_object_get(json_object_get(st, "hard"), "pods"));
-        const char *used = json_string_value(json_object_get(json_object_get(st, "used"), "pods"));
-        long free_pods;
-
-        if (!qns || strcmp(qns, ns) != 0 || !hard)
-            continue;
-        /*
-         * Pod counts are plain integers in quota quantities. The quota
-         * controller recounts usage from a cache that can lag admission and
-         * briefly report less than is running; our own count of live pods
-         * keeps the namespace within its limit all the same.
-         */
-        if (live < 0)
-            live = live_pods(c, ns);
-        free_pods = strtol(hard, NULL, 10) - (used ? strtol(used, NULL, 10) : 0);
-        if (strtol(hard, NULL, 10) - live < free_pods)
-            free_pods = strtol(hard, NULL, 10) - live;
-        if (free_pods < 0)
-            free_pods = 0;
-        if (room < 0 || free_pods < room)
-            room = (int)free_pods;
-    }
-    json_decref(all);
-    return room;
-}
 
 /* ---- informer plumbing ----------------------------------------------- */
 

@@ -514,27 +514,6 @@ static void event(struct ctl *c, const struct ana *a, enum kube_event_type type,
 
 /* ---- acting ---------------------------------------------------------- */
 
-/* Runs a batch of requests; AlreadyExists and NotFound count as done. */
-static int run_requests(struct kube_batch *kb, const char *what, struct err *e)
-{
-    struct kube_error ke;
-    int i, n, rc = 0;
-
-    if (!kb || kube_batch_count(kb) == 0)
-        return 0;
-    kube_batch_run(kb);
-    n = kube_batch_count(kb);
-    for (i = 0; i < n; i++) {
-        json_t *res = kube_batch_result(kb, i, &ke);
-
-        if (res)
-            json_decref(res);
-        else if (!kube_is_already_exists(&ke) && !kube_is_not_found(&ke) && rc == 0)
-            rc = err_set(e, ke.err.code, "%s: %s", what, ke.err.msg);
-    }
-    return rc;
-}
-
 /*
  * A succeeded batch is remembered on its ConfigMap before its Job is given
  * a TTL, so the Job's removal never makes the batch look new again.
@@ -578,9 +557,9 @@ static int remember_successes(struct ctl *c, const struct ana *a, struct observe
         }
     }
     if (rc == 0)
-        rc = run_requests(cms, "remember succeeded batches", e);
+        rc = ctl_run_requests(cms, "remember succeeded batches", NULL, e);
     if (rc == 0)
-        rc = run_requests(jobs, "set TTL of succeeded batch Jobs", e);
+        rc = ctl_run_requests(jobs, "set TTL of succeeded batch Jobs", NULL, e);
     kube_batch_free(cms);
     kube_batch_free(jobs);
     json_decref(mark);
@@ -633,7 +612,7 @@ static int create_jobs(struct ctl *c, const struct ana *a, struct observed *o, i
         o->counts[B_WAITING]++;
         k++;
     }
-    rc = run_requests(kb, "create batch Jobs", e);
+    rc = ctl_run_requests(kb, "create batch Jobs", NULL, e);
     atomic_fetch_add(&c->metrics.jobs_created, k);
 out:
     for (i = 0; bodies && i < (size_t)n; i++)
@@ -742,7 +721,7 @@ static int delete_waiting(struct ctl *c, const struct ana *a, struct observed *o
             return err_set(e, ENOMEM, "out of memory");
         }
     }
-    rc = run_requests(kb, "delete waiting batch Jobs", e);
+    rc = ctl_run_requests(kb, "delete waiting batch Jobs", NULL, e);
     kube_batch_free(kb);
     return rc;
 }

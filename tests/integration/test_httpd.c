@@ -29,13 +29,6 @@
 #include "testkube.h"
 #include "yamljson.h"
 
-/* controller/main.c defines it; imagedb_sync.o, which httpd.o links in, calls it. */
-void ctl_enqueue(struct ctl *c, const char *key)
-{
-    (void)c;
-    (void)key;
-}
-
 static struct testkube tk;
 
 /* PostgreSQL processes the test stopped, resumed in teardown whatever happens. */

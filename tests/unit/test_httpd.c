@@ -22,13 +22,6 @@
 #include "promtext.h"
 #include "version.h"
 
-/* controller/main.c defines it; imagedb_sync.o, which httpd.o links in, calls it. */
-void ctl_enqueue(struct ctl *c, const char *key)
-{
-    (void)c;
-    (void)key;
-}
-
 struct fixture {
     struct ctl c;
     struct httpd *h;

@@ -10,13 +10,6 @@
 #include "../../controller/ctl.h"
 #include "../../controller/imagedb_sync.h"
 
-/* The module wakes Analyses through main.c's queue; nothing here queues. */
-void ctl_enqueue(struct ctl *c, const char *key)
-{
-    (void)c;
-    (void)key;
-}
-
 static json_t *images;
 
 static int setup(void **state)
