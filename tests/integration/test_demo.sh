@@ -66,6 +66,7 @@ else
     exit 1
 fi
 echo "# demo up took ${secs} s (8 wells x 2 sites)"
+t_check "hack/demo.sh up, control plane cached, takes under 5 minutes (${secs} s)" test "$secs" -lt 300
 
 # The demo's cluster and ImageDB, as its output tells a user to reach them.
 # shellcheck disable=SC1091

@@ -126,13 +126,13 @@ check_expect() {
 
 needs=(
     "get analyses.plateop.io" "list analyses.plateop.io" "watch analyses.plateop.io"
-    "create analyses.plateop.io" "update analyses.plateop.io" "patch analyses.plateop.io"
-    "update analyses.plateop.io --subresource=status" "patch analyses.plateop.io --subresource=status"
+    "create analyses.plateop.io" "patch analyses.plateop.io"
+    "update analyses.plateop.io --subresource=status"
     "update analyses.plateop.io --subresource=finalizers"
     "create jobs.batch" "get jobs.batch" "list jobs.batch" "watch jobs.batch"
     "patch jobs.batch" "delete jobs.batch"
     "create configmaps" "get configmaps" "list configmaps" "watch configmaps"
-    "patch configmaps" "delete configmaps"
+    "patch configmaps"
     "get pods" "list pods" "watch pods"
     "get resourcequotas" "list resourcequotas" "watch resourcequotas"
     "create events" "patch events"
@@ -159,7 +159,9 @@ check_expect "denies acting outside the served namespaces: kube-system" no kube-
 check_expect "denies acting outside the served namespaces: default" no default \
     "create jobs.batch" "list configmaps" "create events"
 check_expect "denies what the controller never does in the analysis namespace" no "$ana_ns" \
-    "delete analyses.plateop.io" "update jobs.batch" "update configmaps" "update pods" \
+    "delete analyses.plateop.io" "update analyses.plateop.io" \
+    "patch analyses.plateop.io --subresource=status" "delete configmaps" \
+    "update jobs.batch" "update configmaps" "update pods" \
     "create resourcequotas" "create rolebindings.rbac.authorization.k8s.io" \
     "create serviceaccounts" "create persistentvolumeclaims"
 check_expect "denies other Leases and cluster-wide objects" no "$sys" \
