@@ -15,6 +15,13 @@
 #                           CTL_DIR/RESOURCE.events: "<arrival time><tab><watch event JSON>"
 #   ctl_watch_stop          stops every such recording
 #   ctl_cleanup             stops the controller, deletes the namespace and the work dir
+#   ctl_listen              picks a free local port for the status server: CTL_LISTEN
+#                           (then ctl_start --listen "$CTL_LISTEN"; a later flag wins)
+#   ctl_metric NAME         the value of an unlabelled metric on the controller's /metrics
+#   ctl_events NAME         the reasons of the Events about Analysis NAME, one per line
+#   ctl_has_events NAME REASON...   0 if there is an Event of each reason about NAME
+#   ctl_max_waiting JOBS PODS   from a jobs and a pods recording: the most batch Jobs at
+#                           once that existed without a pod that had started
 #
 # The worker pods run on the test bed's node agent as local processes, with
 # the work directory bind-mounted at /plateop-work and the images at their
@@ -136,4 +143,55 @@ ctl_cleanup() {
     ctl_stop KILL
     kubectl delete namespace "$CTL_NS" --wait=false >/dev/null 2>&1
     rm -rf "$CTL_DIR"
+}
+
+ctl_listen() {
+    local p
+    CTL_LISTEN=
+    for _ in $(seq 1 50); do
+        p=$((10000 + RANDOM % 22000))
+        ss -Htln "sport = :$p" | grep -q . || { CTL_LISTEN="127.0.0.1:$p"; return 0; }
+    done
+    return 1
+}
+
+ctl_metric() {
+    curl -fsS "http://$CTL_LISTEN/metrics" | awk -v m="$1" '$1 == m {print $2; found = 1} END {exit !found}'
+}
+
+ctl_events() {
+    kubectl -n "$CTL_NS" get events \
+        --field-selector "involvedObject.kind=Analysis,involvedObject.name=$1" \
+        -o jsonpath='{range .items[*]}{.reason}{"\n"}{end}'
+}
+
+ctl_has_events() {
+    local name=$1 reasons r
+    shift
+    reasons=$(ctl_events "$name") || return 1
+    for r in "$@"; do
+        printf '%s\n' "$reasons" | grep -qx "$r" || { echo "no $r Event; seen: $reasons"; return 1; }
+    done
+}
+
+# Merges the two recordings by arrival time: a batch Job waits from its
+# ADDED event until a pod of it is seen in a phase other than Pending (or
+# the Job is deleted). The two watches may deliver a start just before its
+# Job's ADDED: such a Job never counts as waiting.
+ctl_max_waiting() {
+    {
+        jq -rR 'split("\t") as [$t, $j] | ($j | fromjson) as $e |
+                select($e.object.metadata.labels["plateop.io/role"] == "batch") |
+                select($e.type == "ADDED" or $e.type == "DELETED") |
+                "\($t)\tjob-\($e.type)\t\($e.object.metadata.name)"' "$1"
+        jq -rR 'split("\t") as [$t, $j] | ($j | fromjson) as $e |
+                select(($e.object.status.phase // "Pending") != "Pending") |
+                select($e.object.metadata.labels["job-name"]) |
+                "\($t)\tstarted\t\($e.object.metadata.labels["job-name"])"' "$2"
+    } | sort -t$'\t' -k1,1n | awk -F'\t' '
+        $2 == "job-ADDED" && !($3 in seen) { seen[$3] = 1; if (!($3 in started)) waiting[$3] = 1 }
+        $2 == "started" { started[$3] = 1 }
+        $2 != "job-ADDED" { delete waiting[$3] }
+        { n = 0; for (k in waiting) n++; if (n > max) max = n }
+        END { print max + 0 }'
 }
