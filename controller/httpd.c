@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -14,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 #include <libwebsockets.h>
 
 #include "fileutil.h"
@@ -29,7 +27,7 @@
 #define WRITE_CHUNK 16384        /* body bytes per lws_write() */
 #define PROBE_TICK_S 0.5         /* how often the probe looks at the leader flag */
 #define PROBE_CONNECT_TIMEOUT_S 2
-#define PROBE_TIMEOUT_S 2.0      /* for the answer to SELECT 1 */
+#define PROBE_TIMEOUT_MS 2000    /* for the answer to idb_probe() */
 
 struct httpd {
     struct ctl *c;
@@ -561,37 +559,6 @@ static void *serve(void *arg)
 
 /* ---- the ImageDB probe --------------------------------------------------- */
 
-/*
- * One SELECT 1 on db's connection, given up after PROBE_TIMEOUT_S: a
- * server that accepts but never answers must not hold the probe.
- */
-static int round_trip(struct idb *db)
-{
-    PGconn *conn = idb_pgconn(db);
-    double deadline = monotime_now() + PROBE_TIMEOUT_S;
-    PGresult *res;
-    int ok = 0;
-
-    if (!conn || !PQsendQueryParams(conn, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
-        return -1;
-    while (PQisBusy(conn)) {
-        struct pollfd p = { PQsocket(conn), POLLIN, 0 };
-        double left = deadline - monotime_now();
-        int n;
-
-        if (left <= 0)
-            return -1;   /* the caller's reconnect drops the busy connection */
-        n = poll(&p, 1, (int)(left * 1000) + 1);
-        if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(conn)))
-            return -1;
-    }
-    while ((res = PQgetResult(conn))) {
-        ok |= PQresultStatus(res) == PGRES_TUPLES_OK;
-        PQclear(res);
-    }
-    return ok ? 0 : -1;
-}
-
 /* One probe: connect if need be, then a round trip. Returns 0, or -1 with e. */
 static int probe_once(struct httpd *h, struct idb **db, struct err *e)
 {
@@ -601,16 +568,12 @@ static int probe_once(struct httpd *h, struct idb **db, struct err *e)
     cfg.application_name = "plateop-controller-probe";
     if (!*db && !(*db = idb_open(&cfg, e)))
         return err_prefix(e, "ImageDB unreachable");
-    if (round_trip(*db) == 0)
+    if (idb_probe(*db, PROBE_TIMEOUT_MS, e) == 0)
         return 0;
     /* A server restart shows only now, on the old connection: try a new one once. */
-    if (idb_reconnect(*db, e) < 0)
+    if (idb_reconnect(*db, e) < 0 || idb_probe(*db, PROBE_TIMEOUT_MS, e) < 0)
         return err_prefix(e, "ImageDB unreachable");
-    if (round_trip(*db) == 0)
-        return 0;
-    err_set(e, IDB_ERR_QUERY, "ImageDB unreachable: %s", PQerrorMessage(idb_pgconn(*db)));
-    e->msg[strcspn(e->msg, "\n")] = '\0';
-    return -1;
+    return 0;
 }
 
 static void *probe_main(void *arg)

@@ -65,9 +65,9 @@
  * Threads: the server runs the libwebsockets service loop on its own
  * thread, one request at a time; a scrape costs one decode per cached
  * Analysis and briefly delays the other endpoints. A second thread probes
- * ImageDB (a connection of its own and "SELECT 1") every
- * db_probe_interval_s while this replica leads, so /readyz never waits on
- * the database. The hooks are process-wide, thread-safe, cheap (a mutex and
+ * ImageDB (a connection of its own and idb_probe(), its answer awaited 2 s
+ * at most) every db_probe_interval_s while this replica leads, so /readyz
+ * never waits on the database. The hooks are process-wide, thread-safe, cheap (a mutex and
  * a hash lookup at most) and work whether or not a server runs; every
  * other function is called from one thread (main).
  */
@@ -125,6 +125,11 @@ void httpd_set_idbsync(struct httpd *h, struct idbsync *s);
  * as in flight for /healthz (up to 64 at once are tracked).
  */
 double httpd_reconcile_begin(void);
+
+/*
+ * Ends the reconcile begun at started (httpd_reconcile_begin()'s value):
+ * records its duration in the histogram and forgets it for /healthz.
+ */
 void httpd_reconcile_end(double started);
 
 /* A kube_observer_fn (lib/kube.h) counting API requests by verb and code; ud is unused. */

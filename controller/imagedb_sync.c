@@ -561,44 +561,6 @@ static void prune(json_t *obj, void *ud)
 
 /* ---- sync thread: rows ---- */
 
-/* Rolls the sub-analyses up into the parent's status: overall state, steps done, first failure. */
-static const char sql_parent_status[] =
-    "WITH p AS (SELECT analysis_id FROM image_sub_analyses WHERE sub_id = $1::bigint),"
-    " k AS (SELECT jsonb_strip_nulls(jsonb_build_object("
-    "  'state', CASE WHEN bool_or(error IS NOT NULL) THEN 'Failed'"
-    "   WHEN bool_and(finish IS NOT NULL) THEN 'Succeeded'"
-    "   WHEN bool_or(start IS NOT NULL) THEN 'Running' ELSE 'Pending' END,"
-    "  'progress', count(finish) || ' / ' || count(*) || ' steps done',"
-    "  'error_message', (array_agg('step ' || sub_id || ': '"
-    "   || coalesce(status->>'error_message', 'failed') ORDER BY error, sub_id)"
-    "   FILTER (WHERE error IS NOT NULL))[1])) AS st"
-    "  FROM image_sub_analyses WHERE analysis_id = (SELECT analysis_id FROM p))"
-    " UPDATE image_analyses a SET status = k.st FROM k"
-    " WHERE a.id = (SELECT analysis_id FROM p) AND a.status IS DISTINCT FROM k.st";
-
-static int parent_status(struct idbsync *s, long long sub_id, struct err *e)
-{
-    char id[24];
-    const char *params[1] = { id };
-    PGresult *r;
-    int rc = 0;
-
-    if (idb_ensure(s->db, e) < 0)
-        return -1;
-    snprintf(id, sizeof(id), "%lld", sub_id);
-    r = PQexecParams(idb_pgconn(s->db), sql_parent_status, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        const char *msg = PQerrorMessage(idb_pgconn(s->db));
-
-        rc = err_set(e, PQstatus(idb_pgconn(s->db)) == CONNECTION_OK ? IDB_ERR_QUERY
-                                                                      : IDB_ERR_CONNECT,
-                     "roll up the parent of sub-analysis %lld: %.*s", sub_id,
-                     (int)strcspn(msg, "\n"), msg);
-    }
-    PQclear(r);
-    return rc;
-}
-
 /*
  * Makes row sub_id say `want`, unless it already does (the last write, or
  * the row as read once when nothing was written in this term). Marks come
@@ -643,8 +605,6 @@ static int write_row(struct idbsync *s, long long sub_id, json_t *want, struct e
         writes++;
     }
     if (!writes && idb_sub_analysis_update(s->db, sub_id, IDB_MARK_NONE, status, result, e) < 0)
-        goto fail;
-    if (parent_status(s, sub_id, e) < 0)
         goto fail;
     atomic_fetch_add(&s->n_writes, 1);
 done:

@@ -25,8 +25,9 @@
  *     progress: "12 / 40 batches done", message, error_message},
  *     `finish` with `result` {job_folder, file_list} after the merge,
  *     `error` with the Failed condition's message; the parent
- *     image_analyses row is rolled up (timestamps, and a status naming the
- *     first failed step). An Analysis deleted before it finished is recorded
+ *     image_analyses row is rolled up by idb_sub_analysis_update() in the
+ *     same transaction (timestamps, and a status naming the first failed
+ *     step). This module runs no SQL of its own. An Analysis deleted before it finished is recorded
  *     as cancelled (error, state "Cancelled", "deleted with kubectl"), then
  *     the finalizer is removed so the deletion completes.
  *

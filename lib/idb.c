@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +295,60 @@ int idb_ensure(struct idb *db, struct err *e)
     }
 }
 
+/* Drops a connection that can no longer be trusted; the next idb_ensure() makes a new one. */
+static void drop(struct idb *db)
+{
+    PQfinish(db->conn);
+    db->conn = NULL;
+}
+
+int idb_probe(struct idb *db, int timeout_ms, struct err *e)
+{
+    long long deadline = now_ms() + timeout_ms;
+    PGresult *r;
+    char what[320];
+    int ok = 0, failed = 0;
+
+    if (!connected(db))
+        return err_set(e, IDB_ERR_CONNECT, "not connected to ImageDB %s", db->target);
+    if (!PQsendQueryParams(db->conn, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
+        goto lost;
+    while (PQisBusy(db->conn)) {
+        struct pollfd p = { PQsocket(db->conn), POLLIN, 0 };
+        long long left = deadline - now_ms();
+        int n;
+
+        if (left <= 0) {
+            /* The query is still in flight: this connection cannot run another. */
+            drop(db);
+            return err_set(e, IDB_ERR_CONNECT, "ImageDB %s did not answer within %d ms",
+                           db->target, timeout_ms);
+        }
+        n = poll(&p, 1, (int)left);
+        if ((n < 0 && errno != EINTR) || (n > 0 && !PQconsumeInput(db->conn)))
+            goto lost;
+    }
+    while ((r = PQgetResult(db->conn))) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            ok = 1;
+        else if (!failed++)
+            pq_error(e, IDB_ERR_QUERY, "probe ImageDB", PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    if (ok && !failed)
+        return 0;
+    if (!connected(db))
+        goto lost;
+    if (!failed)
+        err_set(e, IDB_ERR_QUERY, "probe ImageDB %s: no result", db->target);
+    return -1;
+lost:
+    snprintf(what, sizeof(what), "connection to ImageDB %s lost", db->target);
+    pq_error(e, IDB_ERR_CONNECT, what, PQerrorMessage(db->conn));
+    drop(db);
+    return -1;
+}
+
 /* ---- statements ---- */
 
 /*
@@ -324,6 +379,13 @@ static PGresult *run(struct idb *db, const char *what, const char *sql, int npar
     }
     PQclear(r);
     return NULL;
+}
+
+/* Ends a failed transaction; the error reported stays the one that failed it. */
+static void rollback(struct idb *db)
+{
+    if (connected(db))
+        PQclear(PQexecParams(db->conn, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
 }
 
 static int run_cmd(struct idb *db, const char *what, const char *sql, int nparams,
@@ -630,10 +692,7 @@ static int images_op(struct idb *db, void *vctx, int *repeatable, struct err *e)
     rc = 0;
 out:
     /* Read-only: ending with ROLLBACK is the same as COMMIT and also ends a failed one. */
-    if (connected(db)) {
-        r = PQexec(db->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    rollback(db);
     return rc;
 }
 
@@ -852,18 +911,33 @@ static const char sql_update_sub[] =
     " result = COALESCE($4::jsonb, result)"
     " WHERE sub_id = $1::bigint";
 
-/* The roll-up; it writes (and so notifies) only when something changes. */
+/*
+ * The roll-up into the parent: start when a step has started, finish when
+ * all have finished, error when one has failed (each set once), and a
+ * status naming the overall state, the steps done and the first failure.
+ * It writes (and so notifies) only when something changes.
+ */
 static const char sql_rollup_parent[] =
     "WITH k AS ("
     " SELECT bool_or(start IS NOT NULL) AS started, bool_and(finish IS NOT NULL) AS finished,"
-    "        bool_or(error IS NOT NULL) AS failed"
+    "        bool_or(error IS NOT NULL) AS failed,"
+    "        jsonb_strip_nulls(jsonb_build_object("
+    "         'state', CASE WHEN bool_or(error IS NOT NULL) THEN 'Failed'"
+    "          WHEN bool_and(finish IS NOT NULL) THEN 'Succeeded'"
+    "          WHEN bool_or(start IS NOT NULL) THEN 'Running' ELSE 'Pending' END,"
+    "         'progress', count(finish) || ' / ' || count(*) || ' steps done',"
+    "         'error_message', (array_agg('step ' || sub_id || ': '"
+    "          || coalesce(status->>'error_message', 'failed') ORDER BY error, sub_id)"
+    "          FILTER (WHERE error IS NOT NULL))[1])) AS st"
     " FROM image_sub_analyses WHERE analysis_id = $1::bigint)"
     " UPDATE image_analyses a SET"
     " start = CASE WHEN a.start IS NULL AND k.started THEN now() ELSE a.start END,"
     " finish = CASE WHEN a.finish IS NULL AND k.finished THEN now() ELSE a.finish END,"
-    " error = CASE WHEN a.error IS NULL AND k.failed THEN now() ELSE a.error END"
+    " error = CASE WHEN a.error IS NULL AND k.failed THEN now() ELSE a.error END,"
+    " status = k.st"
     " FROM k WHERE a.id = $1::bigint AND ((a.start IS NULL AND k.started)"
-    " OR (a.finish IS NULL AND k.finished) OR (a.error IS NULL AND k.failed))";
+    " OR (a.finish IS NULL AND k.finished) OR (a.error IS NULL AND k.failed)"
+    " OR a.status IS DISTINCT FROM k.st)";
 
 static int update_op(struct idb *db, void *vctx, int *repeatable, struct err *e)
 {
@@ -896,10 +970,8 @@ static int update_op(struct idb *db, void *vctx, int *repeatable, struct err *e)
         goto out;
     rc = 0;
 out:
-    if (rc < 0 && connected(db)) {
-        r = PQexec(db->conn, "ROLLBACK");
-        PQclear(r);
-    }
+    if (rc < 0)
+        rollback(db);
     return rc;
 }
 

@@ -65,20 +65,33 @@ void idb_close(struct idb *db);
 
 /*
  * Makes sure the connection is up, reconnecting with backoff within the
- * budget if it is not. Returns 0, or -1 with e (IDB_ERR_CONNECT).
+ * budget if it is not. Returns 0, or -1 with e: IDB_ERR_CONNECT ("ImageDB
+ * connection lost; gave up after 7 attempts in 2000 ms: connect to ImageDB
+ * host=...: ...") once the budget is spent, IDB_ERR_CONFIG at once for an
+ * unreadable password file. Cost: blocks up to reconnect_budget_ms plus one
+ * connect timeout while the server is away.
  */
 int idb_ensure(struct idb *db, struct err *e);
 
-/* Drops the connection and connects once more now (no backoff). */
+/*
+ * Connects once more now (no backoff), replacing the connection on success
+ * and keeping the old one otherwise. Returns 0, or -1 with e as idb_open().
+ */
 int idb_reconnect(struct idb *db, struct err *e);
 
-/* "host=... port=... dbname=... user=...": where db points, for messages. */
+/*
+ * "host=... port=... dbname=... user=...": where db points, for messages.
+ * Owned by db, valid until idb_close() (a reconnect may rewrite it).
+ */
 const char *idb_target(const struct idb *db);
 
-/* The libpq connection, for lib modules that need it (idb_notify). May be NULL. */
+/*
+ * The libpq connection, for lib modules that need it (idb_notify); owned by
+ * db. NULL while disconnected (after a failed probe, for instance).
+ */
 PGconn *idb_pgconn(struct idb *db);
 
-/* Number of (re)connections made so far, 1 after idb_open(). */
+/* Number of (re)connections made so far, 1 after idb_open(). Cheap. */
 unsigned idb_connections(const struct idb *db);
 
 /*
@@ -87,6 +100,19 @@ unsigned idb_connections(const struct idb *db);
  * server do not come back in step. Thread-safe.
  */
 int idb_jitter_ms(int delay_ms);
+
+/*
+ * One round trip ("SELECT 1") on the connection as it is, for a readiness
+ * check: no reconnect and no retry, and the wait for the answer is bounded
+ * by timeout_ms, so a server that accepts but never answers costs no more
+ * than that. A connection that did not answer in time, or was lost, is
+ * dropped (idb_pgconn() is then NULL): the next idb_ensure() or
+ * idb_reconnect() makes a new one. Returns 0, or -1 with e: IDB_ERR_CONNECT
+ * ("ImageDB host=... did not answer within 2000 ms", "not connected to
+ * ImageDB ...", "connection to ImageDB ... lost: ...") or IDB_ERR_QUERY (the
+ * server answered with an error).
+ */
+int idb_probe(struct idb *db, int timeout_ms, struct err *e);
 
 /* ---- plate acquisitions and channel maps ---- */
 
@@ -108,6 +134,8 @@ struct idb_acquisition {
  */
 int idb_acquisition_get(struct idb *db, long long id, struct idb_acquisition *out,
                         struct err *e);
+
+/* Frees the strings of *a (not a itself) and zeroes it. Safe on a zeroed one. */
 void idb_acquisition_release(struct idb_acquisition *a);
 
 struct idb_channel {
@@ -122,6 +150,8 @@ struct idb_channel {
  */
 int idb_channel_map_get(struct idb *db, int map_id, struct idb_channel **out, size_t *n,
                         struct err *e);
+
+/* Frees an array of n channels from idb_channel_map_get(). Safe on NULL. */
 void idb_channels_free(struct idb_channel *c, size_t n);
 
 /* ---- images ---- */
@@ -181,10 +211,18 @@ struct idb_sub_analysis {
 int idb_sub_analyses_new(struct idb *db, struct idb_sub_analysis **out, size_t *n,
                          struct err *e);
 
-/* Reads one sub-analysis (IDB_ERR_NOTFOUND if absent). Release with the function below. */
+/*
+ * Reads one sub-analysis into *out. Returns 0, or -1 with e
+ * (IDB_ERR_NOTFOUND if absent, IDB_ERR_CONNECT, IDB_ERR_QUERY). Release
+ * *out with idb_sub_analysis_release().
+ */
 int idb_sub_analysis_get(struct idb *db, long long sub_id, struct idb_sub_analysis *out,
                          struct err *e);
+
+/* Frees what *a holds (not a itself) and zeroes it. Safe on a zeroed one. */
 void idb_sub_analysis_release(struct idb_sub_analysis *a);
+
+/* Frees an array of n sub-analyses from idb_sub_analyses_new(). Safe on NULL. */
 void idb_sub_analyses_free(struct idb_sub_analysis *a, size_t n);
 
 /* What a write-back marks, besides status and result. */
@@ -198,12 +236,17 @@ enum idb_mark {
 /*
  * Writes back one change to sub-analysis sub_id in one transaction: the mark,
  * status (jsonb, replaced; NULL keeps it) and result (jsonb, replaced; NULL
- * keeps it). In the same transaction the parent image_analyses row gets
- * start when its first sub-analysis has started, finish when all have
- * finished, error when any has failed (each only if still NULL). The parent
- * row is locked first, so concurrent writers of sibling rows see each
- * other. Timestamps never move once set, so a repeat is harmless. Returns
- * 0, or -1 with e (IDB_ERR_NOTFOUND if sub_id does not exist).
+ * keeps it). In the same transaction the parent image_analyses row is
+ * rolled up: start when its first sub-analysis has started, finish when all
+ * have finished, error when any has failed (each only if still NULL), and
+ * status {state: Pending, Running, Succeeded or Failed; progress: "1 / 2
+ * steps done"; error_message: "step <sub_id>: <that step's error_message>"
+ * of the first step that failed}. The parent row is locked first, so
+ * concurrent writers of sibling rows see each other; the parent is written
+ * only when it changes. Timestamps never move once set, so a repeat is
+ * harmless. Returns 0, or -1 with e (IDB_ERR_NOTFOUND if sub_id does not
+ * exist; nothing is written then). Cost: one transaction of four
+ * statements, plus a scan of the parent's sub-analyses.
  */
 int idb_sub_analysis_update(struct idb *db, long long sub_id, enum idb_mark mark,
                             const json_t *status, const json_t *result, struct err *e);

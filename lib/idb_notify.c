@@ -185,7 +185,7 @@ int idb_notify_migrate(struct idb *db, struct strbuf *report, int *added, struct
 out:
     if (rc < 0) {
         if (PQstatus(c) == CONNECTION_OK)
-            PQclear(PQexec(c, "ROLLBACK"));
+            PQclear(PQexecParams(c, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0));
         err_prefix(e, "notification migration (nothing was added)");
     }
     strbuf_release(&lines);

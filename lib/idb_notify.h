@@ -106,12 +106,13 @@ int idb_listener_timeout_ms(const struct idb_listener *l);
  */
 int idb_listener_service(struct idb_listener *l, idb_event_fn fn, void *arg, struct err *e);
 
-/* Whether the listener is connected and listening. */
+/* Whether the listener is connected and listening. Cheap. */
 int idb_listener_connected(const struct idb_listener *l);
 
-/* Number of successful reconnections after the first connection. */
+/* Number of successful reconnections after the first connection. Cheap. */
 unsigned idb_listener_reconnects(const struct idb_listener *l);
 
+/* Closes the listener's connection (its LISTEN ends with it) and frees l. Safe on NULL. */
 void idb_listener_close(struct idb_listener *l);
 
 #endif

@@ -52,7 +52,7 @@ PGconn *idbfix_connect(void)
         PQfinish(c);
         return NULL;
     }
-    PQclear(PQexec(c, "SET client_min_messages = warning"));
+    PQclear(idbfix_exec(c, "SET client_min_messages = warning", 0, NULL));
     return c;
 }
 

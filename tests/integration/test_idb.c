@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "acqplan.h"
@@ -122,6 +125,14 @@ static int teardown(void **state)
     idbfix_cleanup(fx, acq_evil, -1);
     PQfinish(fx);
     return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void assert_contains(const char *hay, const char *needle)
@@ -281,43 +292,87 @@ static void test_connection_refused(void **state)
     assert_null(strchr(e.msg, '\n'));
 }
 
+/* Sets or (value NULL) unsets name; returns its old value (caller frees) for restore_env(). */
+static char *swap_env(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    char *saved = old ? strdup(old) : NULL;
+
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+static void restore_env(const char *name, char *saved)
+{
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+    free(saved);
+}
+
+/*
+ * The password comes from the file and nowhere else: hack/imagedb.sh also
+ * exports PGPASSWORD, which libpq would use in its place, so the test
+ * clears it (and ~/.pgpass) for its duration. The test bed checks
+ * passwords (scram-sha-256 over TCP), so a wrong one must be refused.
+ */
 static void test_password_file(void **state)
 {
     const char *pwfile = getenv("PLATEOP_IMAGEDB_PASSWORD_FILE");
     struct idb_config cfg = { 0 };
-    char bad[] = "/tmp/plateop-test-pw-XXXXXX";
+    char bad[] = "/tmp/plateop-test-pw-XXXXXX", *pg_password, *pg_passfile, *plateop_file;
     struct idb *d;
-    struct err e;
-    int fd;
+    struct err e, none, right, wrong;
+    int fd, opened[3];
 
     (void)state;
     cfg.password_file = "/nonexistent/plateop/password";
     assert_null(idb_open(&cfg, &e));
     assert_int_equal(e.code, IDB_ERR_CONFIG);
     assert_contains(e.msg, "read ImageDB password file /nonexistent/plateop/password");
-    if (!pwfile || !*pwfile) {
-        printf("# no PLATEOP_IMAGEDB_PASSWORD_FILE: password checks skipped\n");
-        return;
-    }
-    cfg.password_file = pwfile;
-    d = idb_open(&cfg, &e);
-    if (!d)
-        fail_msg("%s", e.msg);
+    if (!pwfile || !*pwfile)
+        skip();
+    pg_password = swap_env("PGPASSWORD", NULL);
+    pg_passfile = swap_env("PGPASSFILE", "/nonexistent/plateop/pgpass");
+    plateop_file = swap_env("PLATEOP_IMAGEDB_PASSWORD_FILE", NULL);
+    cfg.connect_timeout_s = 5;
+
+    /* without the file there is no password at all */
+    cfg.password_file = NULL;
+    d = idb_open(&cfg, &none);
+    opened[0] = d != NULL;
     idb_close(d);
+    /* with it */
+    cfg.password_file = plateop_file;
+    d = idb_open(&cfg, &right);
+    opened[1] = d != NULL;
+    idb_close(d);
+    /* a wrong one */
     fd = mkstemp(bad);
     assert_true(write(fd, "wrong\n", 6) == 6);
     close(fd);
     cfg.password_file = bad;
-    d = idb_open(&cfg, &e);
+    d = idb_open(&cfg, &wrong);
+    opened[2] = d != NULL;
+    idb_close(d);
     unlink(bad);
-    if (d) {
-        printf("# the server does not check passwords: wrong-password check skipped\n");
-        idb_close(d);
-        return;
-    }
-    assert_int_equal(e.code, IDB_ERR_CONNECT);
-    assert_contains(e.msg, "password authentication failed");
-    assert_null(strstr(e.msg, "wrong"));
+    restore_env("PGPASSWORD", pg_password);
+    restore_env("PGPASSFILE", pg_passfile);
+    restore_env("PLATEOP_IMAGEDB_PASSWORD_FILE", plateop_file);
+
+    assert_false(opened[0]);
+    assert_int_equal(none.code, IDB_ERR_CONNECT);
+    assert_contains(none.msg, "password");
+    if (!opened[1])
+        fail_msg("with the password file: %s", right.msg);
+    assert_false(opened[2]);
+    assert_int_equal(wrong.code, IDB_ERR_CONNECT);
+    assert_contains(wrong.msg, "password authentication failed");
+    assert_null(strstr(wrong.msg, "wrong"));
 }
 
 static void test_read_acquisition_and_channel_map(void **state)
@@ -629,6 +684,23 @@ static void marks(const char *table, const char *key, long long id, char out[4])
     PQclear(r);
 }
 
+/* The parent's status rolled up: "state|progress|error_message" (empty where absent). */
+static void parent_status(long long id, char *out, size_t size)
+{
+    char a[24];
+    const char *p[1] = { a };
+    PGresult *r;
+
+    snprintf(a, sizeof(a), "%lld", id);
+    r = idbfix_exec(fx, "SELECT concat_ws('|', coalesce(status->>'state', ''),"
+                        " coalesce(status->>'progress', ''), coalesce(status->>'error_message', ''))"
+                        " FROM image_analyses WHERE id = $1::int", 1, p);
+    assert_non_null(r);
+    assert_int_equal(PQntuples(r), 1);
+    snprintf(out, size, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
 static void test_new_analyses_in_priority_order(void **state)
 {
     struct idb_sub_analysis *subs;
@@ -689,7 +761,7 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     struct idb_sub_analysis got;
     json_t *st, *res;
     const char *files[] = { "Image.csv", "Cells.csv" };
-    char m[4], before[64], after[64];
+    char m[4], before[64], after[64], ps[256], want[256];
     char a[24];
     const char *p[1] = { a };
     PGresult *r;
@@ -707,6 +779,8 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     assert_string_equal(m, "s--");
     marks("image_analyses", "id", an, m);
     assert_string_equal(m, "s--");      /* first sub started: parent started */
+    parent_status(an, ps, sizeof(ps));
+    assert_string_equal(ps, "Running|0 / 2 steps done|");
 
     /* a repeat moves no timestamp */
     snprintf(a, sizeof(a), "%lld", an);
@@ -728,6 +802,8 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     json_decref(res);
     marks("image_analyses", "id", an, m);
     assert_string_equal(m, "s--");      /* s2 is not finished yet */
+    parent_status(an, ps, sizeof(ps));
+    assert_string_equal(ps, "Running|1 / 2 steps done|");
     assert_int_equal(idb_sub_analysis_get(db, s1, &got, &e), 0);
     assert_non_null(got.finish);
     assert_string_equal(json_string_value(json_object_get(got.status, "progress")),
@@ -741,6 +817,8 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     assert_int_equal(idb_sub_analysis_update(db, s2, IDB_MARK_FINISH, NULL, NULL, &e), 0);
     marks("image_analyses", "id", an, m);
     assert_string_equal(m, "sf-");      /* all finished */
+    parent_status(an, ps, sizeof(ps));
+    assert_string_equal(ps, "Succeeded|2 / 2 steps done|");
 
     /* a failure marks the parent's error */
     an2 = insert_analysis("{}");
@@ -753,6 +831,10 @@ static void test_write_backs_roll_up_to_the_parent(void **state)
     assert_string_equal(m, "--e");
     marks("image_analyses", "id", an2, m);
     assert_string_equal(m, "--e");
+    /* the parent's status names the failed step, in the same write */
+    parent_status(an2, ps, sizeof(ps));
+    snprintf(want, sizeof(want), "Failed|0 / 2 steps done|step %lld: batch c03 failed: timeout", s3);
+    assert_string_equal(ps, want);
     assert_int_equal(idb_sub_analysis_get(db, s3, &got, &e), 0);
     assert_string_equal(json_string_value(json_object_get(got.status, "error_message")),
                         "batch c03 failed: timeout");
@@ -802,6 +884,103 @@ static void test_reconnects_after_the_server_drops_it(void **state)
     assert_int_equal(idb_connections(db), before + 2);
 }
 
+/* The backend serving db: stopped, it holds the connection open and never answers. */
+static void test_probe_is_bounded_and_drops_a_silent_connection(void **state)
+{
+    struct idb *d = idb_open(NULL, NULL);
+    pid_t backend;
+    double t0, took;
+    struct err e;
+
+    (void)state;
+    assert_non_null(d);
+    if (idb_probe(d, 2000, &e) < 0)
+        fail_msg("%s", e.msg);
+    backend = PQbackendPID(idb_pgconn(d));
+    assert_int_equal(kill(backend, SIGSTOP), 0);
+    t0 = now_s();
+    assert_int_equal(idb_probe(d, 300, &e), -1);
+    took = now_s() - t0;
+    kill(backend, SIGCONT);
+    printf("# probe of a silent server gave up after %.0f ms\n", took * 1000);
+    assert_int_equal(e.code, IDB_ERR_CONNECT);
+    assert_contains(e.msg, "did not answer within 300 ms");
+    assert_true(took >= 0.29 && took < 1.5);
+    assert_null(idb_pgconn(d));          /* dropped: its query is still in flight */
+    assert_int_equal(idb_probe(d, 300, &e), -1);
+    assert_contains(e.msg, "not connected to ImageDB");
+    assert_int_equal(idb_ensure(d, &e), 0);
+    if (idb_probe(d, 2000, &e) < 0)
+        fail_msg("%s", e.msg);
+    idb_close(d);
+}
+
+/*
+ * PostgreSQL stopped under two open connections: the one with a short
+ * reconnect budget gives up with a message saying how hard it tried; the
+ * other keeps retrying while the server is down and succeeds once it is
+ * back a few seconds later, within the same call.
+ */
+static void test_reconnect_backoff_rides_out_a_stopped_server(void **state)
+{
+    struct idb_config shortcfg = { .reconnect_budget_ms = 1000 }, longcfg = { 0 };
+    struct idb *quick, *patient;
+    struct idb_acquisition a;
+    double t0, quick_s, patient_s;
+    int status, quick_rc, patient_rc;
+    pid_t starter;
+    struct err quick_e, patient_e;
+
+    (void)state;
+    if (!idbfix_can_restart())
+        skip();
+    quick = idb_open(&shortcfg, NULL);
+    patient = idb_open(&longcfg, NULL);
+    assert_non_null(quick);
+    assert_non_null(patient);
+    assert_int_equal(idbfix_pg_ctl("stop"), 0);
+
+    /* Nothing is asserted until the server is back, so a failure leaves it running. */
+    t0 = now_s();
+    quick_rc = idb_acquisition_get(quick, acq_a, &a, &quick_e);
+    quick_s = now_s() - t0;
+    if (quick_rc == 0)
+        idb_acquisition_release(&a);
+    /* Back in two seconds: the call below is retrying by then. */
+    fflush(stdout);
+    starter = fork();
+    if (starter == 0) {
+        sleep(2);
+        _exit(idbfix_pg_ctl("start") == 0 ? 0 : 1);
+    }
+    t0 = now_s();
+    patient_rc = idb_acquisition_get(patient, acq_a, &a, &patient_e);
+    patient_s = now_s() - t0;
+    if (starter < 0 || waitpid(starter, &status, 0) != starter || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0)
+        assert_int_equal(idbfix_pg_ctl("start"), 0);
+    PQreset(fx);
+    assert_int_equal(PQstatus(fx), CONNECTION_OK);
+
+    printf("# short budget: %s (%.1f s)\n", quick_rc < 0 ? quick_e.msg : "succeeded?", quick_s);
+    assert_int_equal(quick_rc, -1);
+    assert_int_equal(quick_e.code, IDB_ERR_CONNECT);
+    assert_contains(quick_e.msg, "ImageDB connection lost; gave up after ");
+    assert_contains(quick_e.msg, " attempts in 1000 ms: connect to ImageDB ");
+    assert_true(quick_s >= 0.9 && quick_s < 10);
+
+    if (patient_rc < 0)
+        fail_msg("with the default budget: %s", patient_e.msg);
+    printf("# default budget: the read succeeded after %.1f s, on connection %u\n", patient_s,
+           idb_connections(patient));
+    assert_string_equal(a.plate_barcode, bc_a);
+    idb_acquisition_release(&a);
+    assert_true(patient_s >= 1.5);
+    assert_int_equal(idb_connections(patient), 2);
+    idb_close(quick);
+    idb_close(patient);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +996,8 @@ int main(void)
         cmocka_unit_test(test_new_analyses_in_priority_order),
         cmocka_unit_test(test_write_backs_roll_up_to_the_parent),
         cmocka_unit_test(test_reconnects_after_the_server_drops_it),
+        cmocka_unit_test(test_probe_is_bounded_and_drops_a_silent_connection),
+        cmocka_unit_test(test_reconnect_backoff_rides_out_a_stopped_server),
     };
 
     if (!idbfix_configured()) {

@@ -29,23 +29,36 @@ static PGconn *fx;
 static char schema[64], empty_schema[64];
 static long long acq = 42;  /* the private tables are empty: any acquisition id will do */
 
-/* Runs a script of the test's own DDL (several statements: PQexec, no parameters). */
-static int exec_ok(const char *sql)
+/*
+ * Runs one statement of the test's own DDL. Schema names cannot be
+ * parameters; they are the test's own ("plateop_test_<pid>"), never input.
+ */
+static int exec_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int exec_ok(const char *fmt, ...)
 {
-    PGresult *r = PQexec(fx, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    struct strbuf sql = STRBUF_INIT;
+    va_list ap;
+    PGresult *r;
+    int ok;
 
+    va_start(ap, fmt);
+    strbuf_vaddf(&sql, fmt, ap);
+    va_end(ap);
+    r = PQexecParams(fx, sql.buf, 0, NULL, NULL, NULL, NULL, 0);
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         printf("# %s", PQresultErrorMessage(r));
     PQclear(r);
+    strbuf_release(&sql);
     return ok ? 0 : -1;
 }
 
 static int setup(void **state)
 {
-    struct strbuf sql = STRBUF_INIT;
+    static const char *const tables[] = { "image_analyses", "image_sub_analyses", "images",
+                                          "plate_acquisition" };
     char opts[256];
-    int rc;
+    size_t i;
 
     (void)state;
     if (!idbfix_configured())
@@ -55,18 +68,12 @@ static int setup(void **state)
     fx = idbfix_connect();
     if (!fx)
         return -1;
-    strbuf_addf(&sql, "CREATE SCHEMA %s; CREATE SCHEMA %s;", schema, empty_schema);
-    strbuf_addf(&sql, "CREATE TABLE %s.image_analyses (LIKE public.image_analyses INCLUDING ALL);",
-                schema);
-    strbuf_addf(&sql, "CREATE TABLE %s.image_sub_analyses (LIKE public.image_sub_analyses"
-                      " INCLUDING ALL);", schema);
-    strbuf_addf(&sql, "CREATE TABLE %s.images (LIKE public.images INCLUDING ALL);", schema);
-    strbuf_addf(&sql, "CREATE TABLE %s.plate_acquisition (LIKE public.plate_acquisition"
-                      " INCLUDING ALL);", schema);
-    rc = exec_ok(sql.buf);
-    strbuf_release(&sql);
-    if (rc < 0)
+    if (exec_ok("CREATE SCHEMA %s", schema) < 0 || exec_ok("CREATE SCHEMA %s", empty_schema) < 0)
         return -1;
+    for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+        if (exec_ok("CREATE TABLE %s.%s (LIKE public.%s INCLUDING ALL)", schema, tables[i],
+                    tables[i]) < 0)
+            return -1;
     /* Every connection from here on (idb's and the fixture's) sees the private schema. */
     snprintf(opts, sizeof(opts), "-c search_path=%s", schema);
     setenv("PGOPTIONS", opts, 1);
@@ -77,8 +84,6 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char sql[256];
-
     (void)state;
     if (!fx)
         return 0;
@@ -86,9 +91,8 @@ static int teardown(void **state)
         PQfinish(fx);
         fx = idbfix_connect();
     }
-    snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE; DROP SCHEMA IF EXISTS %s CASCADE",
-             schema, empty_schema);
-    exec_ok(sql);
+    exec_ok("DROP SCHEMA IF EXISTS %s CASCADE", schema);
+    exec_ok("DROP SCHEMA IF EXISTS %s CASCADE", empty_schema);
     PQfinish(fx);
     return 0;
 }

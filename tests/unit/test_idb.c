@@ -1,9 +1,14 @@
-/* Unit tests for the parts of idb that need no database: JSON helpers, backoff, config errors. */
+/*
+ * Unit tests for the parts of idb that need no database: JSON helpers,
+ * backoff, config errors, and that every statement of the ImageDB code
+ * goes through PQexecParams.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,12 +73,50 @@ static void test_unreadable_password_file_is_a_config_error(void **state)
                                "file or directory");
 }
 
+/*
+ * PQexec() sends text through the simple query protocol, where a parameter
+ * cannot be and several statements can: the code that talks to ImageDB and
+ * its tests use PQexecParams() (or PQsendQueryParams()) only. Files are found
+ * under PLATEOP_ROOT (tests/run.sh sets it), else ".".
+ */
+static void test_no_plain_pqexec(void **state)
+{
+    static const char *const files[] = {
+        "lib/idb.c", "lib/idb_notify.c", "lib/acqplan.c", "controller/imagedb_sync.c",
+        "controller/httpd.c", "tests/common/idbfix.c", "tests/integration/test_idb.c",
+        "tests/integration/test_idb_notify.c", "tests/integration/test_httpd.c",
+    };
+    static const char *const plain[] = { "PQexec(", "PQsendQuery(", "PQexec (" };
+    const char *root = getenv("PLATEOP_ROOT");
+    char path[4096], line[4096];
+    size_t i, j;
+    int lineno, bad = 0;
+    FILE *f;
+
+    (void)state;
+    for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", root && *root ? root : ".", files[i]);
+        f = fopen(path, "r");
+        if (!f)
+            fail_msg("cannot read %s", path);
+        for (lineno = 1; fgets(line, sizeof(line), f); lineno++)
+            for (j = 0; j < sizeof(plain) / sizeof(plain[0]); j++)
+                if (strstr(line, plain[j])) {
+                    printf("# %s:%d: %s", files[i], lineno, line);
+                    bad++;
+                }
+        fclose(f);
+    }
+    assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_and_result_objects),
         cmocka_unit_test(test_jitter_stays_within_a_quarter),
         cmocka_unit_test(test_unreadable_password_file_is_a_config_error),
+        cmocka_unit_test(test_no_plain_pqexec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
