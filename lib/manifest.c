@@ -58,6 +58,25 @@ void manifest_hasher_finish(struct manifest_hasher *h, char hex[65])
     free(h);
 }
 
+int manifest_hash_fd(int fd, const char *name, char hex[65], struct err *e)
+{
+    struct manifest_hasher *h = manifest_hasher_new(e);
+    char buf[65536];
+    ssize_t n;
+    int rc = h ? 0 : -1;
+
+    while (rc == 0 && (n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0)
+            rc = errno == EINTR ? 0 : err_errno(e, errno, "read %s", name);
+        else
+            rc = manifest_hasher_update(h, buf, (size_t)n, e);
+    }
+    manifest_hasher_finish(h, hex);
+    if (rc < 0)
+        hex[0] = '\0';
+    return rc;
+}
+
 int manifest_parse_u64(const char *s, size_t len, uint64_t *out)
 {
     uint64_t v = 0;

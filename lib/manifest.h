@@ -10,9 +10,13 @@
  *   analysis          "namespace/name" or null
  *   batch             batch id (kind batch)
  *   wells             ["C03", ...] (kind batch)
- *   input_hash        content hash of the batch's inputs as the controller
- *                     computed it ("" when not given); a rerun with the same
- *                     hash is a no-op
+ *   input_hash        "sha256:<hex>" over the controller's hash of the batch's
+ *                     inputs and the bytes of the pipeline file and the
+ *                     LoadData CSV ("" when the controller gave no hash); a
+ *                     rerun with the same hash is a no-op
+ *   pipeline_sha256, data_file_sha256
+ *                     SHA-256 (hex) of the pipeline file and the LoadData CSV
+ *                     (kind batch)
  *   image_sets        LoadData rows (kind batch)
  *   image_count       the largest ImageNumber the batch may use: the max of
  *                     image_sets and every table's image_number_max (kind batch)
@@ -110,5 +114,13 @@ int manifest_hasher_update(void *h, const void *data, size_t len, struct err *e)
 
 /* Writes the lowercase hex digest (65 bytes with the NUL) and frees h. */
 void manifest_hasher_finish(struct manifest_hasher *h, char hex[65]);
+
+/*
+ * Reads fd from its current offset to its end and writes the lowercase hex
+ * SHA-256 of those bytes to hex (65 bytes with the NUL). Returns 0, or -1
+ * with e set ("read NAME: ...") and hex empty. Cost: one pass through a
+ * 64 KiB stack buffer.
+ */
+int manifest_hash_fd(int fd, const char *name, char hex[65], struct err *e);
 
 #endif

@@ -137,11 +137,13 @@ static int image_path(const struct csv_record *rec, const struct image_col *c, s
 
 /*
  * Parses the LoadData CSV, checks its columns, and opens every image it
- * names. Counts the image sets. The error lists the first missing images.
+ * names. Counts the image sets and hashes the file's bytes into sha. The
+ * error lists the first missing images.
  */
-static int check_loaddata(const char *path, uint64_t *image_sets, struct err *e)
+static int check_loaddata(const char *path, uint64_t *image_sets, char sha[65], struct err *e)
 {
     struct strbuf img = STRBUF_INIT, missing = STRBUF_INIT;
+    struct manifest_hasher *h = NULL;
     struct image_col *cols = NULL;
     struct csv_reader *r = NULL;
     struct csv_record *rec;
@@ -151,8 +153,10 @@ static int check_loaddata(const char *path, uint64_t *image_sets, struct err *e)
 
     *image_sets = 0;
     r = csv_reader_open(path, CSV_SKIP_EMPTY, e);
-    if (!r)
+    h = r ? manifest_hasher_new(e) : NULL;
+    if (!h)
         goto out;
+    csv_reader_set_tap(r, manifest_hasher_update, h);
     got = csv_read(r, &rec, e);
     if (got == 0)
         err_set(e, EINVAL, "%s: empty file, no header", path);
@@ -199,8 +203,12 @@ static int check_loaddata(const char *path, uint64_t *image_sets, struct err *e)
                 nmissing > MISSING_LISTED ? ", ..." : "");
         goto out;
     }
+    manifest_hasher_finish(h, sha);
+    h = NULL;
     rc = 0;
 out:
+    if (h)
+        manifest_hasher_finish(h, sha);
     csv_reader_free(r);
     free(cols);
     strbuf_release(&img);
@@ -208,7 +216,8 @@ out:
     return rc;
 }
 
-static int check_pipeline(const char *path, struct err *e)
+/* Checks the pipeline is a non-empty regular file and hashes its bytes into sha. */
+static int check_pipeline(const char *path, char sha[65], struct err *e)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
@@ -222,15 +231,45 @@ static int check_pipeline(const char *path, struct err *e)
     else if (st.st_size == 0)
         err_set(e, EINVAL, "pipeline %s: empty file", path);
     else
-        rc = 0;
+        rc = manifest_hash_fd(fd, path, sha, e);
     close(fd);
     return rc;
 }
 
 /* ---- the rerun shortcut ---- */
 
-/* 1 if output_dir holds a complete result made from the same inputs. */
-static int already_done(const struct run_opts *o, const struct log_ctx *ctx)
+/*
+ * The hash a result records and a rerun compares: the controller's hash
+ * (image paths, parameters, the pipeline's name) mixed with the bytes of
+ * the pipeline file and of the LoadData CSV, since either may be edited in
+ * place under the same path and the same controller hash. Empty when the
+ * controller gave no hash: then nothing is reused.
+ */
+static int inputs_hash(const struct run_opts *o, const char *pipeline_sha, const char *data_sha,
+                       struct strbuf *out, struct err *e)
+{
+    struct manifest_hasher *h;
+    struct strbuf text = STRBUF_INIT;
+    char hex[65];
+    int rc;
+
+    if (!o->input_hash || !*o->input_hash)
+        return 0;
+    h = manifest_hasher_new(e);
+    if (!h)
+        return -1;
+    rc = strbuf_addf(&text, "plateop batch inputs 1\n%s\n%s\n%s\n", o->input_hash, pipeline_sha,
+                     data_sha) < 0 ? err_set(e, ENOMEM, "out of memory")
+                                   : manifest_hasher_update(h, text.buf, text.len, e);
+    manifest_hasher_finish(h, hex);
+    if (rc == 0 && strbuf_addf(out, "sha256:%s", hex) < 0)
+        rc = err_set(e, ENOMEM, "out of memory");
+    strbuf_release(&text);
+    return rc;
+}
+
+/* 1 if output_dir holds a complete result made from inputs with this hash. */
+static int already_done(const struct run_opts *o, const char *input_hash, const struct log_ctx *ctx)
 {
     struct strbuf path = STRBUF_INIT;
     const char *hash = NULL;
@@ -239,7 +278,7 @@ static int already_done(const struct run_opts *o, const struct log_ctx *ctx)
     size_t i;
     int done = 0;
 
-    if (!o->input_hash || !*o->input_hash)
+    if (!*input_hash)
         return 0;
     m = manifest_read(o->output_dir, "batch", &e);
     if (!m) {
@@ -247,7 +286,7 @@ static int already_done(const struct run_opts *o, const struct log_ctx *ctx)
             log_warn(ctx, "existing result not reused: %s", e.msg);
         return 0;
     }
-    if (json_unpack(m, "{s:s}", "input_hash", &hash) < 0 || strcmp(hash, o->input_hash) != 0)
+    if (json_unpack(m, "{s:s}", "input_hash", &hash) < 0 || strcmp(hash, input_hash) != 0)
         goto out;
     json_array_foreach(json_object_get(m, "tables"), i, t) {
         struct manifest_table mt;
@@ -516,12 +555,19 @@ static int sync_dir(const char *dir, struct err *e)
     return rc < 0 ? -1 : fileutil_fsync_path(dir, e);
 }
 
+/* What a batch was made from, for its manifest. */
+struct inputs {
+    char pipeline_sha[65], data_sha[65];
+    struct strbuf hash;         /* inputs_hash() */
+    uint64_t image_sets;
+};
+
 /* Checks, writes the manifest into tmp, and swaps tmp into place. */
 static int finish_outputs(const struct run_opts *o, const char *tmp, const char *batch,
-                          uint64_t image_sets, double t0, double cp_s, struct err *e)
+                          const struct inputs *in, double t0, double cp_s, struct err *e)
 {
     json_t *root = NULL, *tables = json_array();
-    uint64_t image_max = image_sets;
+    uint64_t image_max = in->image_sets;
     int rc = WORKER_BAD_OUTPUT;
 
     if (!tables) {
@@ -531,10 +577,11 @@ static int finish_outputs(const struct run_opts *o, const char *tmp, const char 
     if (collect_tables(o, tmp, tables, &image_max, e) < 0)
         goto out;
     rc = WORKER_WRITE_FAILED;
-    root = json_pack("{s:s?, s:s, s:o, s:s, s:I, s:I, s:f, s:f, s:O}",
+    root = json_pack("{s:s?, s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:O}",
                      "analysis", o->analysis, "batch", batch, "wells", wells_json(o->wells),
-                     "input_hash", o->input_hash ? o->input_hash : "",
-                     "image_sets", (json_int_t)image_sets, "image_count", (json_int_t)image_max,
+                     "input_hash", in->hash.buf, "pipeline_sha256", in->pipeline_sha,
+                     "data_file_sha256", in->data_sha,
+                     "image_sets", (json_int_t)in->image_sets, "image_count", (json_int_t)image_max,
                      "cellprofiler_s", cp_s, "duration_s", now_s() - t0, "tables", tables);
     if (!root) {
         err_set(e, ENOMEM, "out of memory");
@@ -553,9 +600,9 @@ out:
 int run_batch(const struct run_opts *o, struct err *e)
 {
     struct strbuf tmp = STRBUF_INIT, parent = STRBUF_INIT;
+    struct inputs in = { .hash = STRBUF_INIT };
     const char *batch = o->batch;
     struct log_ctx ctx;
-    uint64_t image_sets = 0;
     double t0 = now_s(), t1;
     int rc = WORKER_BAD_INPUT;
     char *slash;
@@ -565,14 +612,16 @@ int run_batch(const struct run_opts *o, struct err *e)
         batch = batch ? batch + 1 : o->output_dir;
     }
     ctx = (struct log_ctx){ o->analysis, batch, o->wells };
-    if (already_done(o, &ctx)) {
+    if (check_pipeline(o->pipeline, in.pipeline_sha, e) < 0 ||
+        check_loaddata(o->data_file, &in.image_sets, in.data_sha, e) < 0 ||
+        inputs_hash(o, in.pipeline_sha, in.data_sha, &in.hash, e) < 0)
+        goto out;
+    if (already_done(o, in.hash.buf, &ctx)) {
         log_info(&ctx, "%s already holds this batch's result (input hash %s): nothing to do",
-                 o->output_dir, o->input_hash);
+                 o->output_dir, in.hash.buf);
         rc = WORKER_OK;
         goto out;
     }
-    if (check_pipeline(o->pipeline, e) < 0 || check_loaddata(o->data_file, &image_sets, e) < 0)
-        goto out;
     if (strbuf_adds(&parent, o->output_dir) < 0) {
         err_set(e, ENOMEM, "out of memory");
         goto out;
@@ -587,12 +636,12 @@ int run_batch(const struct run_opts *o, struct err *e)
     }
     if (fileutil_mkdtemp_beside(o->output_dir, &tmp, e) < 0)
         goto out;
-    log_info(&ctx, "inputs checked: %llu image sets; output in %s", (unsigned long long)image_sets,
-             tmp.buf);
+    log_info(&ctx, "inputs checked: %llu image sets; output in %s",
+             (unsigned long long)in.image_sets, tmp.buf);
     t1 = now_s();
     rc = run_cellprofiler(o, tmp.buf, &ctx, e);
     if (rc == WORKER_OK)
-        rc = finish_outputs(o, tmp.buf, batch, image_sets, t0, now_s() - t1, e);
+        rc = finish_outputs(o, tmp.buf, batch, &in, t0, now_s() - t1, e);
     if (rc == WORKER_OK)
         log_info(&ctx, "batch done in %.1f s: %s", now_s() - t0, o->output_dir);
 out:
@@ -604,6 +653,7 @@ out:
     }
     strbuf_release(&tmp);
     strbuf_release(&parent);
+    strbuf_release(&in.hash);
     return rc;
 }
 
@@ -614,10 +664,13 @@ enum {
     O_WELLS, O_HASH, O_MEM, O_GRACE, O_LOG, O_HELP, O_COUNT
 };
 
-/* Splits a whitespace-separated list into argv-style pointers into buf. */
-static char **split_words(char *buf, size_t *n)
+/*
+ * Splits a whitespace-separated list into argv-style pointers into buf, in
+ * an array with room for `extra` more. NULL on allocation failure.
+ */
+static char **split_words(char *buf, size_t extra, size_t *n)
 {
-    char **v = calloc(strlen(buf) / 2 + 2, sizeof(*v));
+    char **v = calloc(strlen(buf) / 2 + 2 + extra, sizeof(*v));
     char *p = buf;
 
     *n = 0;
@@ -646,7 +699,7 @@ int run_main(int argc, char **argv)
         [O_ANALYSIS] = { "analysis", "PLATEOP_ANALYSIS", "NS/NAME", "the Analysis, for logs and the manifest", NULL },
         [O_BATCH] = { "batch", "PLATEOP_BATCH", "ID", "batch id (default: the output dir's name)", NULL },
         [O_WELLS] = { "wells", "PLATEOP_WELLS", "LIST", "the batch's wells, comma-separated", NULL },
-        [O_HASH] = { "input-hash", "PLATEOP_INPUT_HASH", "HASH", "hash of the batch's inputs; a result with the same hash is kept", NULL },
+        [O_HASH] = { "input-hash", "PLATEOP_INPUT_HASH", "HASH", "the controller's hash of the batch's inputs; a result made from the same hash, pipeline bytes and LoadData bytes is kept", NULL },
         [O_MEM] = { "memory-limit", "PLATEOP_MEMORY_LIMIT", "MB", "address-space limit for CellProfiler (0: none)", "0" },
         [O_GRACE] = { "kill-grace", "PLATEOP_KILL_GRACE", "DURATION", "time between SIGTERM and SIGKILL", "10s" },
         [O_LOG] = { "log-level", "PLATEOP_LOG_LEVEL", "LEVEL", "debug, info, warn or error", "info" },
@@ -696,11 +749,13 @@ int run_main(int argc, char **argv)
     }
     log_set_level(level);
     /* Extra arguments: the env/flag list first, then whatever follows "--". */
-    if (!(words = strdup(opts[O_CP_ARGS].value ? opts[O_CP_ARGS].value : "")))
+    words = strdup(opts[O_CP_ARGS].value ? opts[O_CP_ARGS].value : "");
+    cp_args = words ? split_words(words, args.nrest, &nwords) : NULL;
+    if (!cp_args) {
+        err_set(&e, ENOMEM, "out of memory for CellProfiler's arguments");
+        rc = WORKER_CP_FAILED;     /* as when run_cellprofiler() cannot build its argv */
         goto out;
-    cp_args = split_words(words, &nwords);
-    if (!cp_args || !(cp_args = realloc(cp_args, (nwords + args.nrest + 1) * sizeof(*cp_args))))
-        goto out;
+    }
     for (i = 0; i < args.nrest; i++)
         cp_args[nwords + i] = args.rest[i];
     o.cp_args = cp_args;
@@ -710,7 +765,7 @@ out:
     if (rc != WORKER_OK) {
         struct log_ctx ctx = { o.analysis, o.batch, o.wells };
 
-        worker_exit_fail(rc, &ctx, e.msg[0] ? e.msg : "out of memory");
+        worker_exit_fail(rc, &ctx, e.msg);
         if (rc == WORKER_USAGE)
             fputs("plateop-worker run --help lists the options\n", stderr);
     }

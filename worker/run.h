@@ -9,7 +9,12 @@
  * with a header. The tables and a manifest (manifest.h) are built in a
  * temporary directory beside the output directory and renamed into place
  * only on success, so the output directory holds a whole result or none.
- * A rerun whose existing manifest has the same input hash does nothing.
+ * The manifest's input hash mixes the controller's hash (--input-hash)
+ * with the SHA-256 of the pipeline file and of the LoadData CSV, so an
+ * input edited in place under the same path is a new input. A rerun whose
+ * existing manifest has the same mixed hash, and whose tables are still
+ * there at the recorded sizes, does nothing; without --input-hash a result
+ * is never reused.
  */
 #ifndef PLATEOP_WORKER_RUN_H
 #define PLATEOP_WORKER_RUN_H
@@ -33,7 +38,8 @@ struct run_opts {
     const char *analysis;       /* namespace/name, for logs and the manifest; may be NULL */
     const char *batch;          /* batch id; NULL: the output dir's base name */
     const char *wells;          /* comma-separated wells, for logs and the manifest */
-    const char *input_hash;     /* the controller's hash of the inputs; may be NULL */
+    const char *input_hash;     /* the controller's hash of the inputs (mixed with the
+                                   pipeline's and the CSV's bytes); NULL: no reuse */
     double timeout_s;           /* 0: none */
     double kill_grace_s;        /* SIGTERM to SIGKILL on timeout */
     uint64_t mem_limit;         /* RLIMIT_AS for CellProfiler, bytes; 0: none */
@@ -43,7 +49,8 @@ struct run_opts {
  * Runs one batch as described above. Returns WORKER_OK, or another
  * enum worker_exit code with e saying why (naming the file, the missing
  * images, or quoting CellProfiler's last output lines).
- * Cost: CellProfiler's run plus one streaming pass over every table.
+ * Cost: one pass over the pipeline and the CSV (opening every image),
+ * CellProfiler's run, then one streaming pass over every table.
  */
 int run_batch(const struct run_opts *o, struct err *e);
 

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <jansson.h>
@@ -17,9 +18,33 @@
 #include <unistd.h>
 
 #include "../../worker/exit.h"
+#include "../../worker/run.h"
 #include "fileutil.h"
+#include "log.h"
 #include "manifest.h"
 #include "workerfix.h"
+
+/*
+ * This test program's strdup (it takes the place of the C library's for
+ * the worker code linked in): it fails for the one string named here, so
+ * an out-of-memory path can be taken in-process.
+ */
+static const char *strdup_fails_for;
+
+char *strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p;
+
+    if (strdup_fails_for && strcmp(s, strdup_fails_for) == 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    p = malloc(n);
+    if (p)
+        memcpy(p, s, n);
+    return p;
+}
 
 static int setup(void **state)
 {
@@ -80,6 +105,19 @@ static void expect_failure(struct wfix *f, const char *well, const char *const *
     assert_no_temp_left(f);
 }
 
+/* The SHA-256 of a file, hex (static buffer). */
+static const char *file_sha256(const char *path)
+{
+    static char hex[65];
+    struct err e;
+    int fd = open(path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(manifest_hash_fd(fd, path, hex, &e), 0);
+    close(fd);
+    return hex;
+}
+
 static void test_success_writes_tables_and_manifest(void **state)
 {
     const char *args[] = { "--tables", "Image,Cells,Nuclei,Cytoplasm,Experiment",
@@ -97,7 +135,13 @@ static void test_success_writes_tables_and_manifest(void **state)
     m = manifest_read(wfix_path(f, "out/C03"), "batch", &e);
     assert_non_null(m);
     assert_string_equal(json_string_value(json_object_get(m, "batch")), "b-c03");
-    assert_string_equal(json_string_value(json_object_get(m, "input_hash")), "sha256:aaa");
+    /* The controller's hash mixed with the pipeline's and the CSV's bytes. */
+    assert_int_equal(strlen(json_string_value(json_object_get(m, "input_hash"))), 7 + 64);
+    assert_true(strncmp(json_string_value(json_object_get(m, "input_hash")), "sha256:", 7) == 0);
+    assert_string_equal(json_string_value(json_object_get(m, "pipeline_sha256")),
+                        file_sha256(wfix_path(f, "p.cppipe")));
+    assert_string_equal(json_string_value(json_object_get(m, "data_file_sha256")),
+                        file_sha256(wfix_path(f, "C03.csv")));
     assert_string_equal(json_string_value(json_object_get(m, "analysis")), "lab/plate1");
     assert_int_equal(json_integer_value(json_object_get(m, "image_sets")), 2);
     assert_int_equal(json_integer_value(json_object_get(m, "image_count")), 2);
@@ -147,6 +191,43 @@ static void test_rerun_with_same_hash_is_a_noop(void **state)
     assert_no_temp_left(f);
     strbuf_release(&before);
     strbuf_release(&after);
+}
+
+/* The controller's hash covers the inputs' paths; an input edited in place is still new. */
+static void test_inputs_edited_in_place_rerun(void **state)
+{
+    const char *hash[] = { "--input-hash", "h1", NULL };
+    const char *pipeline = "CellProfiler Pipeline: http://www.cellprofiler.org\nVersion:5\n"
+                           "LoadData:[module_num:1]\nIdentifyPrimaryObjects:[module_num:2]\n";
+    struct wfix *f = *state;
+    struct strbuf text = STRBUF_INIT;
+    struct err e;
+    char *p;
+
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_contains(f->out.buf, "nothing to do");
+
+    assert_int_equal(fileutil_write_atomic(wfix_path(f, "p.cppipe"), pipeline, strlen(pipeline), &e), 0);
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_false(strstr(f->out.buf, "nothing to do"));
+    assert_contains(f->out.buf, "starting");
+    assert_contains(f->out.buf, "batch done");
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_contains(f->out.buf, "nothing to do");
+
+    assert_int_equal(fileutil_read(wfix_path(f, "C03.csv"), &text, 1 << 20, &e), 0);
+    p = strstr(text.buf, "Plate, 1");
+    assert_non_null(p);
+    p[7] = '2';
+    assert_int_equal(fileutil_write_atomic(wfix_path(f, "C03.csv"), text.buf, text.len, &e), 0);
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_false(strstr(f->out.buf, "nothing to do"));
+    assert_contains(f->out.buf, "batch done");
+    assert_int_equal(wfix_run_well(f, "C03", NULL, hash), 0);
+    assert_contains(f->out.buf, "nothing to do");
+    assert_no_temp_left(f);
+    strbuf_release(&text);
 }
 
 static void test_timeout_kills_the_process_group(void **state)
@@ -345,11 +426,32 @@ static void test_env_equivalents_and_extra_args(void **state)
     assert_true(exists(wfix_path(f, "out/D01/manifest.json")));
 }
 
+/* Running short of memory while building CellProfiler's argv is no usage error. */
+static void test_out_of_memory_is_not_a_usage_error(void **state)
+{
+    struct wfix *f = *state;
+    char *argv[] = { "run", "--pipeline", (char *)wfix_path(f, "p.cppipe"), "--data-file",
+                     (char *)wfix_path(f, "C03.csv"), "--output-dir", (char *)wfix_path(f, "out/C03"),
+                     "--cellprofiler-args", "--plugins-directory /oom", "--", "-L", "DEBUG", NULL };
+    int rc;
+
+    log_set_fd(open("/dev/null", O_WRONLY | O_CLOEXEC));
+    setenv("PLATEOP_TERMINATION_LOG", wfix_path(f, "termination-log"), 1);
+    strdup_fails_for = "--plugins-directory /oom";
+    rc = run_main(12, argv);
+    strdup_fails_for = NULL;
+    unsetenv("PLATEOP_TERMINATION_LOG");
+    assert_int_equal(rc, WORKER_CP_FAILED);
+    assert_contains(wfix_termination(f), "CellProfilerFailed: out of memory for CellProfiler's arguments");
+    assert_false(exists(wfix_path(f, "out/C03")));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_success_writes_tables_and_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun_with_same_hash_is_a_noop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inputs_edited_in_place_rerun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_kills_the_process_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_stops_cellprofiler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonzero_exit_quotes_last_output, setup, teardown),
@@ -361,6 +463,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_wells_fail_only_their_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_equivalents_and_extra_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_memory_is_not_a_usage_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
