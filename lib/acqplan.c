@@ -96,6 +96,11 @@ int acqplan_run(struct acqplan *ap, const struct plan_opts *opts, plan_batch_fn 
         plan_finish(ap->plan, e) < 0)
         goto out;
     s = plan_summary(ap->plan);
+    /* A plate still being imaged may have nothing complete yet. */
+    if (o.partial) {
+        rc = 0;
+        goto out;
+    }
     if (s->images_read == 0) {
         err_set(e, ACQPLAN_ERR_NO_IMAGES, "it has no images");
         goto out;

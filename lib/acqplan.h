@@ -40,9 +40,13 @@ struct acqplan;
  */
 struct acqplan *acqplan_open(struct idb *db, long long acq_id, struct err *e);
 
+/*
+ * The acquisition as read by acqplan_open() (barcode, channel map id,
+ * whether `finished` is set). Owned by ap; valid until acqplan_free().
+ */
 const struct idb_acquisition *acqplan_acquisition(const struct acqplan *ap);
 
-/* The channel map, ordered by channel. */
+/* The channel map, ordered by channel; *n receives its length. Owned by ap. */
 const struct idb_channel *acqplan_channels(const struct acqplan *ap, size_t *n);
 
 /*
@@ -51,7 +55,9 @@ const struct idb_channel *acqplan_channels(const struct acqplan *ap, size_t *n);
  * receives each batch. Returns 0, or -1 with e: a dye of the filter not in
  * the channel map (PLAN_ERR_INPUT), ACQPLAN_ERR_NO_IMAGES,
  * ACQPLAN_ERR_NO_SETS, input the planner rejects, database errors, or the
- * callback's error. May be called again (each run starts afresh).
+ * callback's error. With opts->partial (the plate is still being imaged)
+ * no image or no complete set yet is not an error: the plan simply has no
+ * batch. May be called again (each run starts afresh).
  * Cost: one pass over the acquisition's images.
  */
 int acqplan_run(struct acqplan *ap, const struct plan_opts *opts, plan_batch_fn cb, void *arg,
@@ -60,6 +66,7 @@ int acqplan_run(struct acqplan *ap, const struct plan_opts *opts, plan_batch_fn 
 /* The last run's summary (NULL before the first run). Owned by ap. */
 const struct plan_summary *acqplan_summary(const struct acqplan *ap);
 
+/* Frees ap, its channel map and its last plan. NULL is allowed. */
 void acqplan_free(struct acqplan *ap);
 
 #endif

@@ -52,20 +52,22 @@ struct plan {
     int raw_row, raw_col;
     int have_well;          /* a well is current */
     int well_row, well_col;
-    int well_has_set;       /* the current well has a complete set */
+    int well_bad;           /* the current well has an incomplete set (partial input) */
+    int last_row, last_col; /* well of the last image read, filtered or not */
+    int held;               /* partial input: no more batches this run */
     uint64_t closed[FILTER_MAX_ROWS];
     struct cur_set cur;
 
-    /* the batch being filled */
+    /* complete sets not yet in a batch: the current well's and earlier ones' */
     struct strbuf arena;    /* image paths, NUL-terminated, back to back */
     struct plan_set *sets;
     size_t *offs;           /* nsets * ndyes path offsets */
     size_t nsets, sets_cap;
-    size_t batch_wells;
-    int batch_last_row, batch_last_col;
-    const char **ptrs;      /* built when the batch is emitted */
+    size_t batch_wells;     /* distinct wells among them */
+    const char **ptrs;      /* built when a batch is emitted */
     size_t ptrs_cap;
     size_t batch_index;
+    int emitted_row, emitted_col;   /* last well of the last batch (-1: none) */
 };
 
 const char *plan_reason_name(enum plan_reason r)
@@ -133,6 +135,7 @@ struct plan *plan_new(const struct plan_opts *opts, const struct plan_channel *m
     p->arg = arg;
     strbuf_init(&p->arena);
     p->sum.max_row = p->sum.max_col = -1;
+    p->emitted_row = p->emitted_col = -1;
     p->barcode = strdup(opts->plate_barcode ? opts->plate_barcode : "");
     p->map_ch = calloc(n, sizeof(*p->map_ch));
     p->map_dye = calloc(n, sizeof(*p->map_dye));
@@ -351,7 +354,7 @@ static void batch_id(const struct plan *p, const struct plan_batch *b,
     strbuf_adds(&id, lw);
     if (p->opts.mode == PLAN_BY_WELLS) {
         if (b->nwells > 1) {
-            filter_well_name(p->batch_last_row, p->batch_last_col, 1, lw);
+            filter_well_name(b->sets[b->nsets - 1].row, b->sets[b->nsets - 1].col, 1, lw);
             strbuf_addf(&id, "-%s", lw);
         }
     } else {
@@ -374,14 +377,55 @@ static void batch_id(const struct plan *p, const struct plan_batch *b,
     strbuf_release(&id);
 }
 
-static int emit_batch(struct plan *p, struct err *e)
+/* Distinct wells among n sets (a well's sets are consecutive). */
+static size_t count_wells(const struct plan_set *sets, size_t n)
+{
+    size_t i, w = 0;
+
+    for (i = 0; i < n; i++)
+        if (i == 0 || sets[i].row != sets[i - 1].row || sets[i].col != sets[i - 1].col)
+            w++;
+    return w;
+}
+
+/*
+ * Drops the first n sets (just emitted), moving the rest and their paths to
+ * the front. The rest is fewer than a batch: cheap.
+ */
+static void drop_sets(struct plan *p, size_t n)
+{
+    size_t rest = p->nsets - n, mark, i;
+
+    if (rest == 0) {
+        strbuf_reset(&p->arena);
+        p->nsets = p->batch_wells = 0;
+        return;
+    }
+    /* A set's paths are contiguous in the arena, in any dye order: it starts at the least. */
+    mark = p->offs[n * p->ndyes];
+    for (i = 1; i < p->ndyes; i++)
+        if (p->offs[n * p->ndyes + i] < mark)
+            mark = p->offs[n * p->ndyes + i];
+    memmove(p->arena.buf, p->arena.buf + mark, p->arena.len - mark);
+    strbuf_setlen(&p->arena, p->arena.len - mark);
+    memmove(p->sets, p->sets + n, rest * sizeof(*p->sets));
+    memmove(p->offs, p->offs + n * p->ndyes, rest * p->ndyes * sizeof(*p->offs));
+    for (i = 0; i < rest * p->ndyes; i++)
+        p->offs[i] -= mark;
+    p->nsets = rest;
+    p->batch_wells = count_wells(p->sets, rest);
+}
+
+/* Hands the first n waiting sets to the callback as the next batch. */
+static int emit_batch(struct plan *p, size_t nsets, struct err *e)
 {
     struct plan_batch b;
-    size_t i, n = p->nsets * p->ndyes;
+    const struct plan_set *last;
+    size_t i, n = nsets * p->ndyes;
     const char **np;
     int rc = 0;
 
-    if (p->nsets == 0)
+    if (nsets == 0)
         return 0;
     if (n > p->ptrs_cap) {
         np = realloc(p->ptrs, n * sizeof(*np));
@@ -392,16 +436,17 @@ static int emit_batch(struct plan *p, struct err *e)
     }
     for (i = 0; i < n; i++)
         p->ptrs[i] = p->arena.buf + p->offs[i];
-    for (i = 0; i < p->nsets; i++)
+    for (i = 0; i < nsets; i++)
         p->sets[i].paths = p->ptrs + i * p->ndyes;
 
+    last = &p->sets[nsets - 1];
     memset(&b, 0, sizeof(b));
     b.index = p->batch_index;
-    b.nsets = p->nsets;
+    b.nsets = nsets;
     b.sets = p->sets;
-    b.nwells = p->batch_wells;
+    b.nwells = count_wells(p->sets, nsets);
     memcpy(b.first_well, p->sets[0].well, sizeof(b.first_well));
-    filter_well_name(p->batch_last_row, p->batch_last_col, 0, b.last_well);
+    memcpy(b.last_well, last->well, sizeof(b.last_well));
     b.ndyes = p->ndyes;
     b.dyes = p->dyes;
     b.channels = p->channels;
@@ -418,11 +463,49 @@ static int emit_batch(struct plan *p, struct err *e)
             err_set(e, PLAN_ERR_INPUT, "batch %s: the receiver stopped the plan", b.id);
     }
     p->sum.batches++;
+    p->sum.image_sets += nsets;
+    /* A well split between batches (by image sets) counts once. */
+    p->sum.wells += b.nwells - (p->sets[0].row == p->emitted_row &&
+                                p->sets[0].col == p->emitted_col);
+    p->emitted_row = last->row;
+    p->emitted_col = last->col;
     p->batch_index++;
-    p->nsets = 0;
-    p->batch_wells = 0;
-    strbuf_reset(&p->arena);
+    drop_sets(p, nsets);
     return rc ? -1 : 0;
+}
+
+/*
+ * The current well is closed: by a later well's image, or by the end of
+ * the input (last). Emits the batches that are due: by wells, when the
+ * batch has its N wells; by image sets, every run of N sets; at the end
+ * of complete input, whatever is left as the last batch.
+ *
+ * Partial input (the plate is still being imaged): a well is complete when
+ * images of a later well exist and none of its sets is incomplete. Only
+ * full batches of complete wells are emitted, and the first well that is
+ * not complete holds back itself and everything after it, so that batches
+ * already emitted stay the same as more images arrive.
+ */
+static int well_close(struct plan *p, int last, struct err *e)
+{
+    size_t per = p->opts.batch_size > 0 ? (size_t)p->opts.batch_size : 0;
+    int later = p->last_row != p->well_row || p->last_col != p->well_col;
+
+    if (p->opts.partial && (p->well_bad || (last && !later)))
+        p->held = 1;
+    if (p->held) {
+        drop_sets(p, p->nsets);
+        return 0;
+    }
+    if (p->opts.mode == PLAN_BY_WELLS) {
+        if (p->batch_wells >= (per ? per : 1) || (last && !p->opts.partial))
+            return emit_batch(p, p->nsets, e);
+        return 0;
+    }
+    while (per && p->nsets >= per)
+        if (emit_batch(p, per, e) < 0)
+            return -1;
+    return last && !p->opts.partial ? emit_batch(p, p->nsets, e) : 0;
 }
 
 /* ---- image sets ---- */
@@ -509,10 +592,17 @@ static int close_set(struct plan *p, struct err *e)
             c->reason = PLAN_MISSING;
             c->bad_channel = p->channels[j];
         }
-    if (c->bad) {
+    if (c->bad || p->held)
         strbuf_setlen(&p->arena, c->mark);
-        return record_incomplete(p, e);
+    if (c->bad && p->opts.partial) {
+        /* Its missing images may still come: the well is not complete yet. */
+        p->well_bad = 1;
+        return 0;
     }
+    if (c->bad)
+        return record_incomplete(p, e);
+    if (p->held)
+        return 0;
     if (p->nsets == p->sets_cap && grow_sets(p, e) < 0)
         return -1;
     s = &p->sets[p->nsets];
@@ -524,20 +614,10 @@ static int close_set(struct plan *p, struct err *e)
     filter_well_name(c->row, c->col, 0, s->well);
     s->paths = NULL;
     memcpy(p->offs + p->nsets * p->ndyes, c->off, p->ndyes * sizeof(*c->off));
-    if (p->batch_wells == 0 || p->batch_last_row != c->row || p->batch_last_col != c->col) {
+    if (p->nsets == 0 || p->sets[p->nsets - 1].row != c->row ||
+        p->sets[p->nsets - 1].col != c->col)
         p->batch_wells++;
-        p->batch_last_row = c->row;
-        p->batch_last_col = c->col;
-    }
-    if (!p->well_has_set) {
-        p->well_has_set = 1;
-        p->sum.wells++;
-    }
     p->nsets++;
-    p->sum.image_sets++;
-    if (p->opts.mode == PLAN_BY_SETS && p->opts.batch_size > 0 &&
-        p->nsets >= (size_t)p->opts.batch_size)
-        return emit_batch(p, e);
     return 0;
 }
 
@@ -545,7 +625,6 @@ static int close_set(struct plan *p, struct err *e)
 static int change_well(struct plan *p, int row, int col, struct err *e)
 {
     char name[FILTER_WELL_NAME_MAX];
-    int per = p->opts.batch_size > 0 ? p->opts.batch_size : 1;
 
     if (close_set(p, e) < 0)
         return -1;
@@ -559,13 +638,12 @@ static int change_well(struct plan *p, int row, int col, struct err *e)
                        "C03?)",
                        name);
     }
-    if (p->opts.mode == PLAN_BY_WELLS && p->batch_wells >= (size_t)per &&
-        emit_batch(p, e) < 0)
+    if (p->have_well && well_close(p, 0, e) < 0)
         return -1;
     p->have_well = 1;
     p->well_row = row;
     p->well_col = col;
-    p->well_has_set = 0;
+    p->well_bad = 0;
     return 0;
 }
 
@@ -619,6 +697,8 @@ static int add_image(struct plan *p, const struct plan_image *img, struct err *e
         p->sum.max_row = row;
     if (col > p->sum.max_col)
         p->sum.max_col = col;
+    p->last_row = row;
+    p->last_col = col;
     m = map_find(p, img->channel);
     if (m >= 0)
         slot = p->map_slot[m];
@@ -700,9 +780,21 @@ int plan_finish(struct plan *p, struct err *e)
 {
     if (p->failed)
         return err_set(e, PLAN_ERR_INPUT, "planner: used after an error");
-    if (close_set(p, e) < 0 || emit_batch(p, e) < 0) {
+    if (close_set(p, e) < 0 || (p->have_well && well_close(p, 1, e) < 0)) {
         p->failed = 1;
         return -1;
     }
     return 0;
+}
+
+const struct filter_plate *plan_plate(const struct plan_summary *s)
+{
+    return s->max_row < 0 ? NULL : filter_plate_fit(s->max_row, s->max_col);
+}
+
+int plan_wells_check(const struct plan_summary *s, const char *wells, struct err *e)
+{
+    struct filter_wells f;
+
+    return filter_wells_parse(&f, wells, plan_plate(s), e);
 }

@@ -22,9 +22,22 @@
  * (default 1), all timepoints of a well together. By image sets
  * (PLAN_BY_SETS, the GUI's batch_size): consecutive runs of N complete sets,
  * which may split a well; N <= 0 puts every set in one batch. A batch is
- * handed to the caller's callback as soon as it is complete, then freed, so
- * memory holds one batch (plus the set being assembled), not the plate.
- * Image-set batches with N <= 0 therefore hold the whole plate.
+ * handed to the caller's callback as soon as the input has moved past its
+ * last well, then freed, so memory holds one batch and one well, not the
+ * plate. Image-set batches with N <= 0 therefore hold the whole plate.
+ *
+ * Partial input (plan_opts.partial: the plate is still being imaged, the
+ * images seen are only a prefix of the plate's). A well counts as complete
+ * once images of a later well exist (in input order: the plate is imaged
+ * well after well) and none of its image sets is incomplete; the last well
+ * seen is never complete. Only full batches (N wells, or N image sets) of
+ * complete wells are emitted, up to the first well that is not complete:
+ * it and everything after it wait for a later plan. Batches are cut in the
+ * same order as for the whole plate, so each batch emitted from a prefix is
+ * the same batch (id, index, sets, hash) the whole plate gives, as long as
+ * no image arrives for a well already emitted. Incomplete sets are neither
+ * reported nor an error in strict mode (their images may still come); the
+ * summary counts only what was emitted.
  *
  * Batch ids are deterministic, lowercase, [a-z0-9-], at most
  * PLAN_BATCH_ID_MAX characters, start with a letter, end with a digit, and
@@ -85,6 +98,7 @@ struct plan_opts {
     enum plan_mode mode;
     int batch_size;
     int strict;                         /* an incomplete set fails the plan */
+    int partial;                        /* the input is a prefix: see above */
     const struct filter *filter;        /* NULL: no filter; borrowed for the plan's life */
     const struct filter_plate *plate;   /* NULL: any format; wells off the plate are errors */
     const char *plate_barcode;          /* Metadata_Plate; NULL: "" */
@@ -156,10 +170,10 @@ struct plan_incomplete {
 struct plan_summary {
     size_t images_read;         /* rows given to plan_add() */
     size_t images_filtered;     /* left out by the well, site, z or channel filter */
-    size_t image_sets;          /* complete sets, all in batches */
+    size_t image_sets;          /* complete sets in the batches emitted */
     size_t incomplete_sets;     /* left out (0 in strict mode, which fails instead) */
     size_t batches;
-    size_t wells;               /* wells with at least one complete set */
+    size_t wells;               /* wells with a complete set in the batches emitted */
     const struct plan_incomplete *incomplete;   /* in input order; owned by the plan */
     size_t nincomplete;
     size_t incomplete_dropped;  /* records not kept beyond PLAN_INCOMPLETE_KEEP */
@@ -187,7 +201,10 @@ struct plan *plan_new(const struct plan_opts *opts, const struct plan_channel *m
  */
 int plan_add(struct plan *p, const struct plan_image *img, struct err *e);
 
-/* Closes the last set and batch (calling cb). Returns 0 or -1 with e set. */
+/*
+ * Ends the input: closes the last set and emits the batches still due
+ * (calling cb). Returns 0 or -1 with e set.
+ */
 int plan_finish(struct plan *p, struct err *e);
 
 /* Counts so far; complete after plan_finish(). Owned by the plan. */
@@ -202,6 +219,24 @@ void plan_incomplete_describe(const struct plan_incomplete *inc, struct strbuf *
 /* Name of a reason: "missing", "unmapped", "duplicate". */
 const char *plan_reason_name(enum plan_reason r);
 
+/*
+ * Checks a well filter (filter.h syntax) against the plate format the
+ * plan's images imply: the smallest of 96, 384 and 1536 wells holding
+ * every well seen (s->max_row, s->max_col). With no image seen, anything
+ * the largest format holds passes. Returns 0, or -1 with e (code
+ * FILTER_ERR_SYNTAX) naming the offending token and its position, e.g.
+ * "token \"Q05\" at position 1: row Q is outside a 384-well plate".
+ * Cost: O(filter length + wells selected).
+ */
+int plan_wells_check(const struct plan_summary *s, const char *wells, struct err *e);
+
+/*
+ * The plate format the plan's images imply (as plan_wells_check()), or
+ * NULL before any image. Static storage.
+ */
+const struct filter_plate *plan_plate(const struct plan_summary *s);
+
+/* Frees the planner and everything it owns (its summary too). NULL is allowed. */
 void plan_free(struct plan *p);
 
 #endif

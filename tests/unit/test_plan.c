@@ -1,4 +1,7 @@
-/* Unit tests for plan: image sets, batching, ids, hashes, incomplete sets, bad input. */
+/*
+ * Unit tests for plan: image sets, batching, ids, hashes, incomplete sets, bad input,
+ * partial input (a plate still being imaged), well filters against the plate format.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -629,6 +632,161 @@ static void test_incomplete_records_are_capped(void **state)
     plan_free(p);
 }
 
+/* ---- partial input: a plate still being imaged ---- */
+
+/* The first n images of a plate of `wells` wells (row-major on 96), 3 sites, 5 channels. */
+static int feed_prefix(struct plan *p, int wells, size_t n, const char *drop_well, int drop_site,
+                       struct err *e)
+{
+    char well[FILTER_WELL_NAME_MAX];
+    size_t k = 0;
+    int w, s, ch;
+
+    for (w = 0; w < wells; w++) {
+        filter_well_name(w / 12, w % 12, 0, well);
+        for (s = 1; s <= 3; s++)
+            for (ch = 1; ch <= 5; ch++) {
+                if (k++ >= n)
+                    return plan_finish(p, e);
+                if (drop_well && !strcmp(well, drop_well) && s == drop_site && ch == 4)
+                    continue;
+                if (add(p, 1, well, s, 0, ch, e) < 0)
+                    return -1;
+            }
+    }
+    return plan_finish(p, e);
+}
+
+/*
+ * Every prefix of the input, planned as partial, gives a prefix of the
+ * whole plate's batches (same ids, sets and hashes): exactly the full
+ * batches of the wells before the last one seen.
+ */
+static void test_partial_input_gives_a_prefix_of_the_same_batches(void **state)
+{
+    static const struct { enum plan_mode mode; int size; } modes[] = {
+        { PLAN_BY_WELLS, 1 }, { PLAN_BY_WELLS, 5 }, { PLAN_BY_SETS, 4 }, { PLAN_BY_SETS, 0 },
+    };
+    struct seen *all = calloc(1, sizeof(*all)), *part = calloc(1, sizeof(*part));
+    const size_t total = 96 * 3 * 5;
+    struct plan *p;
+    struct err e;
+    size_t m, n, i, want, wells_before;
+
+    (void)state;
+    for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+        struct plan_opts o = { .plate_barcode = "P1", .mode = modes[m].mode,
+                               .batch_size = modes[m].size, .strict = 1 };
+
+        memset(all, 0, sizeof(*all));
+        p = mk(&o, all, &e);
+        assert_int_equal(feed_prefix(p, 96, total, NULL, 0, &e), 0);
+        plan_free(p);
+        o.partial = 1;
+        for (n = 0; n <= total; n += 7) {
+            memset(part, 0, sizeof(*part));
+            p = mk(&o, part, &e);
+            assert_int_equal(feed_prefix(p, 96, n, NULL, 0, &e), 0);
+            wells_before = n ? (n - 1) / 15 : 0;
+            if (modes[m].mode == PLAN_BY_WELLS)
+                want = wells_before / (size_t)modes[m].size;
+            else
+                want = modes[m].size ? wells_before * 3 / (size_t)modes[m].size : 0;
+            if (part->n != want)
+                fail_msg("mode %zu, %zu images: %zu batches, want %zu", m, n, part->n, want);
+            for (i = 0; i < part->n; i++) {
+                assert_string_equal(part->ids[i], all->ids[i]);
+                assert_string_equal(part->hashes[i], all->hashes[i]);
+                assert_int_equal(part->nsets[i], all->nsets[i]);
+            }
+            assert_int_equal(plan_summary(p)->batches, part->n);
+            assert_int_equal(plan_summary(p)->image_sets, part->total_sets);
+            plan_free(p);
+        }
+    }
+    free(all);
+    free(part);
+}
+
+/*
+ * A well with an incomplete set (its last images may still come) holds
+ * back itself and every later well, without a report or, in strict mode,
+ * an error.
+ */
+static void test_partial_input_holds_back_an_incomplete_well(void **state)
+{
+    struct plan_opts o = { .plate_barcode = "P1", .partial = 1, .strict = 1 };
+    struct seen *s = calloc(1, sizeof(*s));
+    struct plan *p;
+    struct err e;
+
+    (void)state;
+    p = mk(&o, s, &e);
+    assert_int_equal(feed_prefix(p, 96, 96 * 15, "C03", 2, &e), 0);
+    assert_int_equal(s->n, 2 * 12 + 2);     /* A01..C02 */
+    assert_string_equal(s->ids[s->n - 1], "c02");
+    assert_int_equal(plan_summary(p)->incomplete_sets, 0);
+    assert_int_equal(plan_summary(p)->nincomplete, 0);
+    plan_free(p);
+    free(s);
+}
+
+/* A later well closes a well even when the filter leaves the later one out. */
+static void test_partial_input_filtered_later_well_completes_a_well(void **state)
+{
+    struct plan_opts o = { .plate_barcode = "P1", .partial = 1 };
+    struct seen *s = calloc(1, sizeof(*s));
+    struct filter f;
+    struct plan *p;
+    struct err e;
+
+    (void)state;
+    assert_int_equal(filter_parse(&f, "A01-A02", NULL, NULL, NULL, NULL, &e), 0);
+    o.filter = &f;
+    p = mk(&o, s, &e);
+    assert_int_equal(feed_prefix(p, 2, 2 * 15, NULL, 0, &e), 0);
+    assert_int_equal(s->n, 1);      /* A02 is the last well seen */
+    plan_free(p);
+    memset(s, 0, sizeof(*s));
+    p = mk(&o, s, &e);
+    assert_int_equal(feed_prefix(p, 3, 2 * 15 + 1, NULL, 0, &e), 0);
+    assert_int_equal(s->n, 2);      /* A03 has begun */
+    assert_string_equal(s->ids[1], "a02");
+    plan_free(p);
+    filter_release(&f);
+    free(s);
+}
+
+/* A well filter is checked against the plate format the images imply. */
+static void test_well_filter_checked_against_the_plate(void **state)
+{
+    struct plan_opts o = { .plate_barcode = "P1" };
+    struct gen g384 = { filter_plate_get(384), 1, 1, 1, 5, 0, NULL, 0, 0, 0, 0 };
+    struct gen g96 = { filter_plate_get(96), 1, 1, 1, 5, 0, NULL, 0, 0, 0, 0 };
+    struct plan *p;
+    struct err e;
+
+    (void)state;
+    p = plan_new(&o, map5, 5, NULL, NULL, &e);
+    assert_int_equal(plan_wells_check(plan_summary(p), "AF48", &e), 0);   /* no image yet */
+    assert_int_equal(generate(p, &g384, &e), 0);
+    assert_int_equal(plan_plate(plan_summary(p))->wells, 384);
+    assert_int_equal(plan_wells_check(plan_summary(p), "A01,C04-P24", &e), 0);
+    assert_int_equal(plan_wells_check(plan_summary(p), "A01,Q05", &e), -1);
+    assert_int_equal(e.code, FILTER_ERR_SYNTAX);
+    assert_non_null(strstr(e.msg, "token \"Q05\" at position 5"));
+    assert_non_null(strstr(e.msg, "384-well plate"));
+    plan_free(p);
+
+    p = plan_new(&o, map5, 5, NULL, NULL, &e);
+    assert_int_equal(generate(p, &g96, &e), 0);
+    assert_int_equal(plan_wells_check(plan_summary(p), "H12", &e), 0);
+    assert_int_equal(plan_wells_check(plan_summary(p), "H13", &e), -1);
+    assert_non_null(strstr(e.msg, "token \"H13\" at position 1"));
+    assert_non_null(strstr(e.msg, "96-well plate"));
+    plan_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -647,6 +805,10 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_callback_error_stops_the_plan),
         cmocka_unit_test(test_incomplete_records_are_capped),
+        cmocka_unit_test(test_partial_input_gives_a_prefix_of_the_same_batches),
+        cmocka_unit_test(test_partial_input_holds_back_an_incomplete_well),
+        cmocka_unit_test(test_partial_input_filtered_later_well_completes_a_well),
+        cmocka_unit_test(test_well_filter_checked_against_the_plate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
