@@ -12,11 +12,15 @@
 #
 # Env: PLATEOP_CLUSTER_DIR  state directory (default /tmp/plateop-cluster)
 #      PLATEOP_APISERVER_ARGS  extra kube-apiserver flags (tests that need them)
+#      PLATEOP_KCM_CONTROLLERS  the controller-manager's --controllers list
+#                               (default: what plateop, its tests and the demo use)
+#      PLATEOP_PORT_RANGE  LOW-HIGH where ports are picked (hack/ports.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${PLATEOP_CLUSTER_DIR:-/tmp/plateop-cluster}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler)
+etcd_port='' api_port=''   # set by cmd_up; read by kubeconfig and write_env
 
 say() { echo "cluster: $*" >&2; }
 die() { say "$*"; exit 1; }
@@ -70,24 +74,8 @@ stop_all() {
     done
 }
 
-# Ports are picked below the kernel's ephemeral range (32768-60999), where an
-# outgoing connection's local port could take one between the check and the bind.
-used_ports=()
-free_port() {
-    local p i u taken
-    for i in $(seq 1 200); do
-        p=$((10000 + RANDOM % 22000))
-        taken=0
-        for u in "${used_ports[@]:-}"; do [ "$u" = "$p" ] && taken=1; done
-        [ $taken -eq 1 ] && continue
-        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
-            used_ports+=("$p")
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free TCP port found on 127.0.0.1"
-}
+# shellcheck source=hack/ports.sh
+. "$here/ports.sh"
 
 # cert NAME CN [O] [SAN]: a key and a certificate signed by the cluster CA.
 cert() {
@@ -217,31 +205,35 @@ cmd_up() {
     if [ -d "$dir/run" ]; then
         say "stale or partial cluster state in $dir: stopping what remains and starting afresh"
         stop_all
+        cleanup_state
     fi
     for tool in etcd openssl curl ss kubectl; do
         command -v "$tool" >/dev/null || die "$tool not found: run 'make deps'"
     done
     bindir=$("$here/kube-build.sh") || die "building the Kubernetes control plane failed (see above)"
+    # All five before anything binds: pick_port remembers what it handed out.
+    local peer_port kcm_port sched_port
+    pick_port etcd_port
+    pick_port peer_port
+    pick_port api_port
+    pick_port kcm_port
+    pick_port sched_port
 
     rm -rf "$dir"
     mkdir -p "$dir/run" "$dir/log"
+    # From here on, any failure stops what was started and removes the state.
+    trap 'up_failed $?' EXIT
     # etcd fsyncs on every write; tmpfs keeps that cheap on a developer machine.
     etcd_data=$(mktemp -d "${PLATEOP_ETCD_TMP:-/dev/shm}/plateop-etcd.XXXXXX" 2>/dev/null || mktemp -d)
     echo "$etcd_data" >"$dir/run/etcd.data"
 
-    etcd_port=$(free_port)
-    local peer_port kcm_port sched_port
-    peer_port=$(free_port)
-    api_port=$(free_port)
-    kcm_port=$(free_port)
-    sched_port=$(free_port)
     make_pki
     kubeconfig admin
     kubeconfig controller-manager
     kubeconfig scheduler
     write_env
 
-    trap 'say "start failed (line $LINENO: $BASH_COMMAND); stopping what was started"; stop_all; cleanup_state' ERR
+    trap 'say "start failed (line $LINENO: $BASH_COMMAND)"' ERR
 
     start etcd etcd --name plateop --data-dir "$etcd_data" \
         --listen-client-urls "http://127.0.0.1:$etcd_port" \
@@ -250,7 +242,7 @@ cmd_up() {
         --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
         --initial-cluster "plateop=http://127.0.0.1:$peer_port" \
         --listen-metrics-urls "" --log-level warn
-    wait_healthy etcd "http://127.0.0.1:$etcd_port/health" || false
+    wait_healthy etcd "http://127.0.0.1:$etcd_port/health" || exit 1
 
     # shellcheck disable=SC2086
     start kube-apiserver "$bindir/kube-apiserver" \
@@ -271,14 +263,14 @@ cmd_up() {
         --allow-privileged=true --profiling=false \
         ${PLATEOP_APISERVER_ARGS:-}
     wait_healthy kube-apiserver "https://127.0.0.1:$api_port/readyz" \
-        --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" || false
+        --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" --key "$dir/pki/admin.key" || exit 1
 
     start kube-controller-manager "$bindir/kube-controller-manager" \
         --kubeconfig "$dir/controller-manager.kubeconfig" \
         --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
         --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
         --bind-address 127.0.0.1 --secure-port "$kcm_port" --port 0 \
-        --controllers job,resourcequota,garbagecollector,serviceaccount-token,serviceaccount,ttl-after-finished,namespace,podgc,deployment,replicaset,clusterrole-aggregation \
+        --controllers "${PLATEOP_KCM_CONTROLLERS:-job,resourcequota,garbagecollector,serviceaccount-token,serviceaccount,ttl-after-finished,namespace,podgc,deployment,replicaset,clusterrole-aggregation}" \
         --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
         --use-service-account-credentials=true \
         --feature-gates TTLAfterFinished=true \
@@ -291,17 +283,30 @@ cmd_up() {
         --bind-address 127.0.0.1 --secure-port "$sched_port" --port 0 \
         --kube-api-qps 200 --kube-api-burst 400 \
         --leader-elect=false
-    wait_healthy kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" -k || false
-    wait_healthy kube-scheduler "https://127.0.0.1:$sched_port/healthz" -k || false
+    wait_healthy kube-controller-manager "https://127.0.0.1:$kcm_port/healthz" -k || exit 1
+    wait_healthy kube-scheduler "https://127.0.0.1:$sched_port/healthz" -k || exit 1
 
     # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
     local i
     for i in $(seq 1 120); do
         KUBECONFIG="$dir/admin.kubeconfig" kubectl get serviceaccount default -n default >/dev/null 2>&1 && break
+        if [ "$i" -eq 120 ]; then
+            say "the controller-manager made no default ServiceAccount within 30 s (no pod can be created without it)"
+            log_tail kube-controller-manager
+            exit 1
+        fi
         sleep 0.25
     done
-    trap - ERR
+    trap - ERR EXIT
     say "up: https://127.0.0.1:$api_port (state in $dir); use: eval \"\$($0 env)\""
+}
+
+# up_failed STATUS: the EXIT trap of a start: on failure, stop and remove it all.
+up_failed() {
+    [ "$1" -eq 0 ] && return 0
+    say "start failed; stopping what was started"
+    stop_all
+    cleanup_state
 }
 
 cleanup_state() {

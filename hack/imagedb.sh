@@ -12,6 +12,7 @@
 #   hack/imagedb.sh psql     a psql shell on it
 #
 # Env: PLATEOP_IMAGEDB_DIR  state directory (default /tmp/plateop-imagedb)
+#      PLATEOP_PORT_RANGE  LOW-HIGH where the port is picked (hack/ports.sh)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +22,9 @@ user=plateop
 
 say() { echo "imagedb: $*" >&2; }
 die() { say "$*"; exit 1; }
+
+# shellcheck source=hack/ports.sh
+. "$here/ports.sh"
 
 pgbin() {
     local b
@@ -51,11 +55,10 @@ cmd_up() {
     [ -d "$dir" ] && { say "stale state in $dir: removing it"; cmd_down_quiet; }
     bin=$(pgbin)
     command -v ss >/dev/null || die "ss not found: run 'make deps' (installs iproute2)"
-    for i in $(seq 1 200); do
-        port=$((10000 + RANDOM % 22000))
-        ss -Htln "sport = :$port" 2>/dev/null | grep -q . || break
-    done
+    pick_port port
 
+    # Any failure from here on removes what was made (and stops the server if it started).
+    trap '[ $? -eq 0 ] || cmd_down_quiet' EXIT
     mkdir -p "$dir/data" "$dir/sock"
     [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir"
     chmod 700 "$dir/data"
@@ -73,7 +76,7 @@ EOF
 
     as_owner "$bin/initdb" -D "$dir/data" -U "$user" --pwfile="$dir/password" \
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
-        >"$dir/initdb.log" 2>&1 || { tail -n 20 "$dir/initdb.log" >&2; die "initdb failed"; }
+        >"$dir/initdb.log" 2>&1 || { tail -n 20 "$dir/initdb.log" >&2; die "initdb failed (its output is above)"; }
     # A throwaway test database: durability traded for speed.
     cat >>"$dir/data/postgresql.conf" <<EOF
 port = $port
@@ -90,19 +93,18 @@ EOF
     for i in 1 2 3; do
         "$dir/pg_ctl" -w -t 60 start >/dev/null 2>&1 && break
         if [ "$i" -lt 3 ] && grep -q 'Address already in use' "$dir/postgres.log"; then
-            port=$((10000 + RANDOM % 22000))
+            pick_port port
             sed -i "s/^port = .*/port = $port/" "$dir/data/postgresql.conf"
             continue
         fi
         tail -n 20 "$dir/postgres.log" >&2 || true
-        cmd_down_quiet
         die "PostgreSQL did not start (port $port)"
     done
     as_owner "$bin/createdb" -h "$dir/sock" -p "$port" -U "$user" "$db" ||
-        { cmd_down_quiet; die "createdb failed"; }
+        die "createdb failed"
     as_owner "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/sock" -p "$port" -U "$user" -d "$db" \
         -f "$here/imagedb-schema.sql" >/dev/null ||
-        { cmd_down_quiet; die "loading hack/imagedb-schema.sql failed"; }
+        die "loading hack/imagedb-schema.sql failed"
 
     cat >"$dir/env" <<EOF
 export PGHOST=127.0.0.1
@@ -115,6 +117,7 @@ export PLATEOP_IMAGEDB_PASSWORD_FILE=$dir/password
 export PLATEOP_IMAGEDB_DATADIR=$dir/data
 export PLATEOP_PG_CTL=$dir/pg_ctl
 EOF
+    trap - EXIT
     say "up: 127.0.0.1:$port database $db (state in $dir); use: eval \"\$($0 env)\""
 }
 

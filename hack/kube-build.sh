@@ -4,26 +4,51 @@
 #
 # Why from source: Debian ships no server binaries for Kubernetes, but its
 # archive carries the 1.20 source package, which builds with Debian's Go.
-# The binaries are cached outside the checkout, keyed by the source version,
-# so a rebuild happens only when the cache is removed.
+# The binaries are cached outside the checkout, keyed by the version of the
+# source they were built from (cache/kube-VERSION/bin), so a rebuild happens
+# only when the cache is removed or Debian's source moves to another version.
+# Concurrent first runs are serialised by a lock: one builds, the others wait
+# and then use its binaries.
 #
 # Usage: hack/kube-build.sh        prints the directory holding the binaries
 # Env:   PLATEOP_CACHE (default /var/cache/plateop)
 set -euo pipefail
 
 cache=${PLATEOP_CACHE:-/var/cache/plateop}
-version=1.20.2
-bindir="$cache/kube-$version/bin"
+work="$cache/src"
 bins=(kube-apiserver kube-controller-manager kube-scheduler)
 
 die() { echo "kube-build: $*" >&2; exit 1; }
 
-have_all() {
+# cached: the newest fetched source tree (srcdir) names a version whose
+# binaries (bindir) are all there. Sets srcdir, version and bindir.
+# kubernetes-1.20.5+really1.20.2 is Debian's name for a tree of 1.20.2.
+cached() {
     local b
+    [ -d "$work" ] || return 1
+    srcdir=$(find "$work" -maxdepth 1 -type d -name 'kubernetes-1.20*' 2>/dev/null | sort -V | tail -n1)
+    [ -n "$srcdir" ] || return 1
+    version=${srcdir##*/kubernetes-}
+    version=${version##*+really}
+    version=${version%%[+~]*}
+    [[ "$version" =~ ^1\.20\.[0-9]+$ ]] || die "cannot tell the Kubernetes version of $srcdir"
+    bindir="$cache/kube-$version/bin"
     for b in "${bins[@]}"; do [ -x "$bindir/$b" ] || return 1; done
 }
 
-if have_all; then
+if cached; then
+    echo "$bindir"
+    exit 0
+fi
+
+mkdir -p "$work" || die "cannot create $work (run as root, or set PLATEOP_CACHE)"
+exec 9>"$cache/kube-build.lock"
+if ! flock -n 9; then
+    echo "kube-build: another build is running in $cache; waiting for it" >&2
+    flock 9
+fi
+# The build we waited for may have made what we need.
+if cached; then
     echo "$bindir"
     exit 0
 fi
@@ -50,14 +75,14 @@ SRC
     apt-get update -qq || die "apt-get update failed after adding $srclist"
 fi
 
-work="$cache/src"
-mkdir -p "$work"
-srcdir=$(find "$work" -maxdepth 1 -type d -name 'kubernetes-1.20*' | head -n1)
 if [ -z "$srcdir" ]; then
     echo "kube-build: fetching the kubernetes source package into $work" >&2
     (cd "$work" && apt-get source -qq kubernetes >"$work/source.log" 2>&1) ||
         die "apt-get source kubernetes failed; see $work/source.log"
-    srcdir=$(find "$work" -maxdepth 1 -type d -name 'kubernetes-1.20*' | head -n1)
+    if cached; then
+        echo "$bindir"
+        exit 0
+    fi
     [ -n "$srcdir" ] || die "apt-get source produced no kubernetes-1.20* directory in $work"
 fi
 
