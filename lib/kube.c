@@ -550,6 +550,10 @@ static CURLM *multi_get(struct kube_client *c)
         /* Concurrent requests share one HTTP/2 connection where offered. */
         curl_multi_setopt(m, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
         curl_multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS, 250L);
+        /* Over HTTP/1.1 a batch opens one connection per request in flight.
+         * curl's default cache (4 per handle still added) would close some
+         * as the batch's last transfers finish; keep them for the next. */
+        curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->opts.max_parallel);
     }
     return m;
 }

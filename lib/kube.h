@@ -176,7 +176,8 @@ struct kube_client_opts {
     int max_retries;          /* retries after the first attempt, default 5; <0: none */
     long backoff_base_ms;     /* first retry delay, default 100; doubles per retry */
     long backoff_cap_ms;      /* backoff ceiling, default 10000 (also caps Retry-After) */
-    int max_parallel;         /* kube_batch default concurrency, default 64 */
+    int max_parallel;         /* kube_batch default concurrency, default 64; also the
+                                 connections kept open for reuse (HTTP/1.1 servers) */
     const char *user_agent;   /* default "plateop/VERSION"; copied */
 };
 

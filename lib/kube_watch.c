@@ -377,25 +377,35 @@ out:
     return rc;
 }
 
-/* One item of a (re)list: compare with what was delivered, deliver the difference. */
+/*
+ * One item of a (re)list: compare with what was delivered, deliver the
+ * difference. `known` is updated at once rather than when the list
+ * completes: a relist that fails part-way (its continue token expired) has
+ * already delivered these items, and only a `known` that still holds them
+ * lets the next relist report them DELETED if they are gone by then.
+ */
 static int on_list_item(json_t *item, void *ud)
 {
     struct kube_watch *w = ud;
     struct strbuf key = STRBUF_INIT;
     const char *rv = object_rv(item), *was;
-    int rc = 0;
+    enum kube_watch_type type;
+    int rc = 0, changed;
 
+    if (!rv)
+        rv = "";
     if (object_key(&key, item) < 0)
         goto out;
-    if (strmap_put_str(&w->listing, key.buf, rv ? rv : "") < 0) {
+    was = strmap_get(&w->known, key.buf);
+    type = was ? KUBE_WATCH_MODIFIED : KUBE_WATCH_ADDED;
+    changed = !was || strcmp(was, rv) != 0;
+    if (strmap_put_str(&w->listing, key.buf, rv) < 0
+        || (changed && strmap_put_str(&w->known, key.buf, rv) < 0)) {
         rc = 1;   /* out of memory: ends the list */
         goto out;
     }
-    was = strmap_get(&w->known, key.buf);
-    if (!was)
-        w->h.on_event(w->ud, KUBE_WATCH_ADDED, item);
-    else if (strcmp(was, rv ? rv : "") != 0)
-        w->h.on_event(w->ud, KUBE_WATCH_MODIFIED, item);
+    if (changed)
+        w->h.on_event(w->ud, type, item);
 out:
     strbuf_release(&key);
     return rc;
@@ -422,7 +432,11 @@ static int deliver_vanished(const char *key, void *value, void *ud)
     return 0;
 }
 
-/* Lists everything and delivers the differences against what was known. */
+/*
+ * Lists everything and delivers the differences against what was known.
+ * On failure `known` has grown by what was delivered (never shrunk), so the
+ * next relist compares against everything the consumer has seen.
+ */
 static int relist(struct kube_watch *w, struct kube_error *ke)
 {
     struct kube_query q = { .label_selector = w->label_selector,

@@ -58,6 +58,11 @@ struct kube_watch_parser {
     unsigned long events;   /* events delivered so far */
 };
 
+/*
+ * Prepares p to parse a new stream, delivering each event to fn with ud.
+ * Allocates nothing (the line buffer grows on the first partial line);
+ * cannot fail. Release with kube_watch_parser_release().
+ */
 void kube_watch_parser_init(struct kube_watch_parser *p, kube_watch_fn fn, void *ud);
 
 /*

@@ -24,6 +24,7 @@ struct strbuf {
 extern char strbuf_empty[];
 #define STRBUF_INIT { strbuf_empty, 0, 0 }
 
+/* Makes sb an empty buffer owning nothing yet, like STRBUF_INIT. Cannot fail. */
 void strbuf_init(struct strbuf *sb);
 
 /* Frees the memory and resets to empty. */
@@ -32,11 +33,28 @@ void strbuf_release(struct strbuf *sb);
 /* Ensures room for `extra` more bytes plus the NUL. Amortised O(1) per byte. */
 int strbuf_grow(struct strbuf *sb, size_t extra);
 
+/*
+ * Appends len bytes of data (which may contain NULs and may point into sb
+ * itself only if no growth is needed). Returns 0, or -1 when out of memory
+ * (sb unchanged). Amortised O(len).
+ */
 int strbuf_add(struct strbuf *sb, const void *data, size_t len);
+
+/* Appends the C string s (without its NUL). Returns 0 or -1 as strbuf_add. */
 int strbuf_adds(struct strbuf *sb, const char *s);
+
+/* Appends one byte. Returns 0 or -1 as strbuf_add. */
 int strbuf_addch(struct strbuf *sb, char c);
+
+/*
+ * Appends printf-style formatted text. Returns 0, or -1 when out of memory
+ * or on a formatting error (sb unchanged). Formats at most twice (once to
+ * measure when the spare room is too small).
+ */
 int strbuf_addf(struct strbuf *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* strbuf_addf() with a va_list; ap is used up as by vsnprintf (the caller va_ends it). */
 int strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
 
 /* Appends s as a JSON string literal, quotes included. */
