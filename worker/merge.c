@@ -377,11 +377,25 @@ static int read_header(struct csv_reader *r, struct csv_record **rec, struct err
     return got == 1 ? 0 : -1;
 }
 
-/* Builds the merged header from every batch's header (the first pass, headers only). */
+/*
+ * Builds the merged header from every batch's header (the first pass,
+ * headers only): the first batch's columns, then the columns later batches
+ * add, in order of appearance. Which batch comes first says nothing about
+ * which columns are right, so a column is judged by how many batches have
+ * it: one that fewer than half of them have is unexpected (a batch run
+ * with another pipeline, say), an error unless allow_extra_columns. The
+ * batches without a kept column get it empty and are reported
+ * (copy_batch()). Metadata_Batch, which the merge writes itself, is never
+ * unexpected. Memory: a counter per column.
+ */
 static int merged_header(struct merge *m, const char *table, struct colset *cols, struct err *e)
 {
+    struct seen {
+        size_t batches, first;  /* how many batches have the column; the first one */
+    } *seen = NULL;
     struct csv_record *rec;
-    size_t i, k;
+    size_t nseen = 0, i, k;
+    long c;
     int rc = 0;
 
     for (i = 0; i < m->nb && rc == 0; i++) {
@@ -390,21 +404,36 @@ static int merged_header(struct merge *m, const char *table, struct colset *cols
 
         rc = r && read_header(r, &rec, e) == 0 ? 0 : -1;
         for (k = 0; rc == 0 && k < rec->nfields; k++) {
-            const char *name = rec->fields[k].data;
+            c = colset_find(cols, rec->fields[k].data);
+            if (c < 0) {
+                c = colset_add(cols, rec->fields[k].data);
+                if (c >= 0 && (size_t)c >= nseen) {
+                    struct seen *ns = realloc(seen, cols->cap * sizeof(*ns));
 
-            if (colset_find(cols, name) >= 0)
-                continue;
-            if (i > 0 && !m->o->allow_extra_columns)
-                rc = err_set(e, EINVAL, "batch %s: %s: unexpected column '%s' (not in batch %s; "
-                             "--allow-extra-columns keeps it)", m->b[i].id, csv_reader_name(r),
-                             name, m->b[0].id);
-            else if (colset_add(cols, name) < 0)
-                rc = err_set(e, ENOMEM, "out of memory");
+                    if (ns)
+                        seen = ns, nseen = cols->cap;
+                }
+                if (c < 0 || (size_t)c >= nseen) {
+                    rc = err_set(e, ENOMEM, "out of memory");
+                    break;
+                }
+                seen[c] = (struct seen){ 0, i };
+            }
+            seen[c].batches++;
         }
         csv_reader_free(r);
     }
+    for (k = 0; rc == 0 && !m->o->allow_extra_columns && k < cols->n; k++) {
+        const struct batch *b = &m->b[seen[k].first];
+
+        if (seen[k].batches * 2 < m->nb && strcmp(cols->names[k], BATCH_COLUMN) != 0)
+            rc = err_set(e, EINVAL, "batch %s: %s/%s: unexpected column '%s' (in %zu of %zu "
+                         "batches, fewer than half; --allow-extra-columns keeps it)", b->id, b->dir,
+                         batch_table(b, table)->file, cols->names[k], seen[k].batches, m->nb);
+    }
     if (rc == 0 && colset_find(cols, BATCH_COLUMN) < 0 && colset_add(cols, BATCH_COLUMN) < 0)
         rc = err_set(e, ENOMEM, "out of memory");
+    free(seen);
     return rc;
 }
 
@@ -1089,7 +1118,7 @@ int merge_main(int argc, char **argv)
         [O_OUT] = { "output-dir", "PLATEOP_OUTPUT_DIR", "DIR", "where the merged tables and manifest.json go", NULL },
         [O_ROOT] = { "root", "PLATEOP_MERGE_ROOT", "DIR", "find batch result directories under DIR (when none are given)", NULL },
         [O_FAILED] = { "failed-batches", "PLATEOP_FAILED_BATCHES", "JSON|@FILE", "failed batches to record: [{\"batch\":\"b3\",\"wells\":[\"C05\"],\"reason\":\"Timeout\"}]", NULL },
-        [O_EXTRA] = { "allow-extra-columns", "PLATEOP_ALLOW_EXTRA_COLUMNS", NULL, "keep columns the first batch lacks instead of failing", NULL },
+        [O_EXTRA] = { "allow-extra-columns", "PLATEOP_ALLOW_EXTRA_COLUMNS", NULL, "keep columns fewer than half of the batches have (unexpected columns) instead of failing", NULL },
         [O_ANALYSIS] = { "analysis", "PLATEOP_ANALYSIS", "NS/NAME", "the Analysis, for logs and the manifest", NULL },
         [O_LOG] = { "log-level", "PLATEOP_LOG_LEVEL", "LEVEL", "debug, info, warn or error", "info" },
         [O_HELP] = { "help", NULL, NULL, "this text", NULL },

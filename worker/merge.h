@@ -12,11 +12,15 @@
  * Rules:
  * - Batch order is deterministic: by batch id, numbers compared as numbers
  *   (strverscmp: b2 before b10).
- * - Header once. Columns are aligned by name against the first batch's
- *   header; a batch with the same columns in another order is reordered.
- *   A column the batch lacks is left empty and reported (log and manifest
- *   missing_columns). A column the first batch lacks is an error unless
- *   allow_extra_columns, which appends it to the header.
+ * - Header once: the union of the batches' headers, in a fixed order (the
+ *   first batch's columns, then each column later batches add, in order of
+ *   appearance). Columns are aligned by name; a batch with the same
+ *   columns in another order is reordered. A column a batch lacks is left
+ *   empty and reported per batch (log and manifest missing_columns).
+ *   A column fewer than half of the batches have is "unexpected" (a batch
+ *   made by another pipeline, say) and an error unless
+ *   allow_extra_columns, which keeps it; the first batch has no say of its
+ *   own, so a column only it lacks is simply missing there.
  * - ImageNumber is made unique: batch k's ImageNumber n becomes
  *   n + offset_k, where offset_k is the sum of image_count (manifest) of
  *   the batches before it; n outside 1..image_count is an error.

@@ -314,11 +314,44 @@ static void test_missing_and_extra_columns(void **state)
     assert_file(w, "Cells.csv", "ImageNumber,A,B,Metadata_Batch\n1,a1,b1,b1\n2,,b2,b2\n");
     fileutil_rm_rf(w->dest, &w->e);
     assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT,
-                          "Cells.csv: unexpected column 'Extra' (not in batch b1");
+                          "b3/Cells.csv: unexpected column 'Extra' (in 1 of 3 batches, fewer than half");
     assert_non_null(strstr(w->e.msg, "batch b3: "));
     assert_int_equal(merge(w, NULL, 1), WORKER_OK);
     assert_file(w, "Cells.csv", "ImageNumber,A,B,Extra,Metadata_Batch\n"
                 "1,a1,b1,,b1\n2,,b2,,b2\n3,a3,b3,x,b3\n");
+}
+
+/* The first batch is no reference: a column only it lacks is missing there, not extra elsewhere. */
+static void test_first_batch_lacking_a_column(void **state)
+{
+    struct world *w = *state;
+    json_t *m, *missing;
+
+    make_batch(w, "b1", 1, "Cells", "ImageNumber,B\n1,b1\n", NULL);
+    make_batch(w, "b2", 1, "Cells", "ImageNumber,A,B\n1,a2,b2\n", NULL);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    assert_file(w, "Cells.csv", "ImageNumber,B,A,Metadata_Batch\n1,b1,,b1\n2,b2,a2,b2\n");
+
+    make_batch(w, "b3", 1, "Cells", "ImageNumber,B,A\n1,b3,a3\n", NULL);
+    assert_int_equal(merge(w, NULL, 0), WORKER_OK);
+    assert_file(w, "Cells.csv", "ImageNumber,B,A,Metadata_Batch\n1,b1,,b1\n2,b2,a2,b2\n3,b3,a3,b3\n");
+    m = manifest_read(w->dest, "merge", &w->e);
+    missing = json_object_get(json_array_get(json_object_get(m, "tables"), 0), "missing_columns");
+    assert_int_equal(json_array_size(missing), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(missing, 0), "batch")), "b1");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(json_array_get(missing, 0),
+                                                                          "columns"), 0)), "A");
+    json_decref(m);
+
+    /* Columns later batches add come in order of appearance. */
+    make_batch(w, "b4", 1, "Cells", "ImageNumber,Z,A,B\n1,z4,a4,b4\n", NULL);
+    fileutil_rm_rf(w->dest, &w->e);
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_BAD_INPUT,
+                          "batch b4: ");
+    assert_non_null(strstr(w->e.msg, "b4/Cells.csv: unexpected column 'Z' (in 1 of 4 batches"));
+    assert_int_equal(merge(w, NULL, 1), WORKER_OK);
+    assert_file(w, "Cells.csv", "ImageNumber,B,A,Z,Metadata_Batch\n"
+                "1,b1,,,b1\n2,b2,a2,,b2\n3,b3,a3,,b3\n4,b4,a4,z4,b4\n");
 }
 
 static void test_truncated_table_fails_naming_the_file(void **state)
@@ -542,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_tables_stream_intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_experiment_tables_are_kept_per_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_extra_columns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_batch_lacking_a_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_table_fails_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_row_count_and_image_number_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_without_manifest_and_failed_batches, setup, teardown),
