@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "filter.h"
+#include "quantity.h"
 #include "strbuf.h"
 
 static const char *str_at(const json_t *obj, const char *key)
@@ -156,7 +157,26 @@ int ana_parse(struct ana *a, json_t *obj, struct err *e)
                         ? json_number_value(json_object_get(mem, "retryFactor")) : 2.0;
     if (a->mem_factor < 1.0)
         a->mem_factor = 1.0;
-    a->mem_max = opt_str(mem, "max");
+    /* int-or-string: an integer is bytes, as in any Kubernetes quantity. */
+    if (json_is_integer(json_object_get(mem, "max"))) {
+        json_int_t bytes = json_integer_value(json_object_get(mem, "max"));
+
+        if (bytes < 1) {
+            err_set(e, EINVAL, "spec.memory.max: %lld is not a memory size", (long long)bytes);
+            goto fail;
+        }
+        snprintf(a->mem_max_buf, sizeof(a->mem_max_buf), "%lld", (long long)bytes);
+        a->mem_max = a->mem_max_buf;
+    } else {
+        unsigned long long bytes;
+
+        a->mem_max = opt_str(mem, "max");
+        if (a->mem_max && quantity_parse(a->mem_max, &bytes) < 0) {
+            err_set(e, EINVAL, "spec.memory.max: '%s' is not a memory quantity (e.g. 16Gi)",
+                    a->mem_max);
+            goto fail;
+        }
+    }
 
     cp = json_object_get(spec, "cellprofiler");
     a->cp_args = json_object_get(cp, "args");

@@ -49,7 +49,8 @@ struct ana {
     int strict;
     int priority;
     double mem_factor;
-    const char *mem_max;         /* NULL: default */
+    const char *mem_max;         /* spec.memory.max as a quantity; NULL: default */
+    char mem_max_buf[24];        /* mem_max when the spec gave an integer (bytes) */
     const json_t *cp_args;       /* array of strings; NULL when unset */
     char *output;                /* relative output dir under the work volume, malloc'd */
 

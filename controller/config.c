@@ -131,6 +131,8 @@ int ctl_config_defaults(struct ctl_config *cfg, struct err *e)
     cfg->idb_poll_s = 60;
     cfg->window = 8;
     cfg->succeeded_ttl_s = 600;
+    cfg->merge_deadline_s = 6 * 3600;
+    cfg->missing_dep_grace_s = 600;
     if (set_str(&cfg->worker_image, DEFAULT_WORKER_IMAGE, e) < 0 ||
         set_str(&cfg->work_mount, "/work", e) < 0)
         return -1;
@@ -229,6 +231,21 @@ static int check_string_array(const json_t *v, const char *what, struct err *e)
     return 0;
 }
 
+/* An optional whole number of seconds, min..one year, from doc[key] into *out. */
+static int seconds_at(const json_t *doc, const char *key, int min, int *out, struct err *e)
+{
+    const json_t *v = json_object_get(doc, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min ||
+        json_integer_value(v) > 366 * 86400)
+        return err_set(e, EINVAL, "%s: must be a number of seconds from %d to %d", key, min,
+                       366 * 86400);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
 int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e)
 {
     json_t *doc, *worker, *v, *work, *imgs;
@@ -249,8 +266,10 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
     }
     json_object_foreach(doc, key, v) {
         static const char *const known[] = { "worker", "window", "succeededJobTTLSeconds",
-                                             "workVolume", "imageVolumes",
-                                             "podSecurityContext", "imagedb", NULL };
+                                             "mergeDeadlineSeconds",
+                                             "missingDependencyGraceSeconds", "workVolume",
+                                             "imageVolumes", "podSecurityContext", "imagedb",
+                                             NULL };
         const char *const *k;
 
         for (k = known; *k && strcmp(*k, key); k++)
@@ -296,13 +315,10 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
         }
         cfg->window = (int)json_integer_value(v);
     }
-    if ((v = json_object_get(doc, "succeededJobTTLSeconds"))) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0) {
-            err_set(e, EINVAL, "succeededJobTTLSeconds: must be a number >= 0");
-            goto prefix;
-        }
-        cfg->succeeded_ttl_s = (int)json_integer_value(v);
-    }
+    if (seconds_at(doc, "succeededJobTTLSeconds", 0, &cfg->succeeded_ttl_s, e) < 0 ||
+        seconds_at(doc, "mergeDeadlineSeconds", 1, &cfg->merge_deadline_s, e) < 0 ||
+        seconds_at(doc, "missingDependencyGraceSeconds", 0, &cfg->missing_dep_grace_s, e) < 0)
+        goto prefix;
     if ((work = json_object_get(doc, "workVolume"))) {
         const char *mount = json_string_value(json_object_get(work, "mountPath"));
 
@@ -329,6 +345,12 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
     if ((v = json_object_get(doc, "podSecurityContext"))) {
         if (!json_is_object(v)) {
             err_set(e, EINVAL, "podSecurityContext: must be a mapping");
+            goto prefix;
+        }
+        /* Batch pods run lab-supplied pipelines on shared volumes: never as root. */
+        if (!json_is_true(json_object_get(v, "runAsNonRoot"))) {
+            err_set(e, EINVAL, "podSecurityContext: must set runAsNonRoot: true (batch pods "
+                               "never run as root)");
             goto prefix;
         }
         json_decref(cfg->pod_security);

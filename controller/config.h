@@ -23,13 +23,19 @@
  *   window: 8                            batch Jobs created but not yet running,
  *                                        across all Analyses (0: no window)
  *   succeededJobTTLSeconds: 600          succeeded batch Jobs are removed after this
+ *   mergeDeadlineSeconds: 21600          the merge Job's activeDeadlineSeconds: a merge
+ *                                        still running after it fails (MergeFailed)
+ *   missingDependencyGraceSeconds: 600   an Analysis whose dependsOn names an Analysis
+ *                                        that does not exist fails (DependencyFailed)
+ *                                        once this long after its own creation
  *   workVolume:                          where batch outputs and merged tables go
  *     mountPath: /work
  *     hostPath: /srv/plateop/work        or claimName: PVC
  *   imageVolumes:                        where the images are, mounted read-only
  *     - {name: images, mountPath: /share/images, hostPath: /share/images}
  *   podSecurityContext: {...}            default {runAsNonRoot: true, runAsUser: 1000,
- *                                        runAsGroup: 1000, fsGroup: 1000}
+ *                                        runAsGroup: 1000, fsGroup: 1000}; one given
+ *                                        must keep runAsNonRoot: true (else refused)
  *   imagedb:                             the pipeline GUI's analyses (ImageDB rows)
  *     namespace: plateop                 where their Analyses go (default: the first
  *                                        --namespace, else "default")
@@ -65,6 +71,8 @@ struct ctl_config {
     json_t *worker_env;          /* object: name -> string */
     int window;
     int succeeded_ttl_s;
+    int merge_deadline_s;        /* mergeDeadlineSeconds */
+    int missing_dep_grace_s;     /* missingDependencyGraceSeconds */
     char *work_mount;            /* mountPath of the work volume */
     json_t *volumes;             /* pod volumes (Kubernetes JSON), work volume first */
     json_t *mounts;              /* matching volumeMounts */
@@ -87,6 +95,7 @@ int ctl_config_load_file(struct ctl_config *cfg, const char *path, struct err *e
 /* Sets every file setting to its default (also used by tests). */
 int ctl_config_defaults(struct ctl_config *cfg, struct err *e);
 
+/* Frees every string and JSON value cfg holds and zeroes it; safe on a zeroed cfg. */
 void ctl_config_release(struct ctl_config *cfg);
 
 #endif

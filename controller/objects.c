@@ -259,9 +259,10 @@ json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const j
         if (failed_json)
             env_add(env, "PLATEOP_FAILED_BATCHES", failed_json);
     }
-    job = json_pack("{s:s,s:s,s:o,s:{s:i,s:o}}", "apiVersion", "batch/v1", "kind", "Job",
+    /* A hung merge must fail the Analysis (MergeFailed), not leave it Merging forever. */
+    job = json_pack("{s:s,s:s,s:o,s:{s:i,s:i,s:o}}", "apiVersion", "batch/v1", "kind", "Job",
                     "metadata", metadata(a, name, "merge", NULL), "spec", "backoffLimit", 1,
-                    "template",
+                    "activeDeadlineSeconds", cfg->merge_deadline_s, "template",
                     pod_template(a, cfg, labels(a, "merge", NULL), json_pack("[s]", "merge"),
                                  env, NULL, NULL, NULL));
     free(failed_json);

@@ -72,8 +72,9 @@ json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const s
 
 /*
  * The merge Job: plateop-worker merge of every batch under the Analysis's
- * output directory. failed (borrowed, may be NULL) is the JSON array of
- * failed batches [{batch, wells, reason}] recorded in the merged manifest.
+ * output directory, with activeDeadlineSeconds cfg->merge_deadline_s.
+ * failed (borrowed, may be NULL) is the JSON array of failed batches
+ * [{batch, wells, reason}] recorded in the merged manifest.
  */
 json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const json_t *failed);
 

@@ -76,6 +76,19 @@ static const json_t *jpath(const json_t *o, const char *a, const char *b)
     return json_object_get(json_object_get(o, a), b);
 }
 
+/* Seconds since an RFC 3339 UTC time ("2026-01-02T03:04:05Z"), or -1 if unreadable. */
+static double seconds_since(const char *ts)
+{
+    struct tm tm;
+    const char *end;
+
+    memset(&tm, 0, sizeof(tm));
+    end = ts ? strptime(ts, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!end)
+        return -1;
+    return difftime(time(NULL), timegm(&tm));
+}
+
 static void now_rfc3339(char out[32])
 {
     time_t t = time(NULL);
@@ -218,14 +231,12 @@ static void failure_reason(struct batch *b, const char *job_reason, const char *
         return;
     }
     snprintf(b->reason, sizeof(b->reason), "%s", job_reason ? job_reason : "Failed");
-    snprintf(b->message, sizeof(b->message), "%s%s%s",
-             job_message ? job_message : "the batch Job failed",
-             term ? "; last exit code " : "", "");
-    if (term) {
-        size_t len = strlen(b->message);
-
-        snprintf(b->message + len, sizeof(b->message) - len, "%lld", (long long)code);
-    }
+    if (term)
+        snprintf(b->message, sizeof(b->message), "%s; last exit code %lld",
+                 job_message ? job_message : "the batch Job failed", (long long)code);
+    else
+        snprintf(b->message, sizeof(b->message), "%s",
+                 job_message ? job_message : "the batch Job failed");
 }
 
 static int attempt_of(const json_t *job)
@@ -395,9 +406,48 @@ static void cond_add(json_t *conds, const json_t *old, long long gen, const char
     json_array_append_new(conds, cnd);
 }
 
+#define SPEC_CHANGED_FMT                                                                   \
+    "the spec changed after planning (generation %lld; planned from %lld): the batches are " \
+    "fixed once planned and are not planned again; settings read for each new Job "        \
+    "(priority, resources, retries, timeout, image) apply to Jobs created from now on. To "  \
+    "change the analysis, delete and re-create it"
+
 enum phase { P_PENDING, P_BLOCKED, P_RUNNING, P_MERGING, P_SUCCEEDED, P_FAILED };
 static const char *const phase_names[] = { "Pending", "Blocked", "Running", "Merging",
                                            "Succeeded", "Failed" };
+
+/*
+ * The generation the status describes: the current one until the Analysis
+ * is planned, then the one it was planned from, for the plan is never
+ * made again (a later spec change shows as the SpecChanged condition).
+ */
+static long long planned_generation(const struct ana *a)
+{
+    const json_t *g = json_object_get(a->status, "observedGeneration");
+
+    if (json_object_get(a->status, "plan") && json_is_integer(g))
+        return json_integer_value(g);
+    return a->generation;
+}
+
+/* Whether status has a condition of this type. */
+static int has_condition(const json_t *status, const char *type)
+{
+    const json_t *cnd;
+    size_t i;
+
+    json_array_foreach(json_object_get(status, "conditions"), i, cnd) {
+        if (jstr(cnd, "type") && strcmp(jstr(cnd, "type"), type) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether the spec changed after planning: it is not planned again. */
+static int spec_changed(const struct ana *a)
+{
+    return a->generation > planned_generation(a);
+}
 
 /* The conditions that follow from a phase, with its reason and message. */
 static json_t *conditions(const struct ana *a, enum phase ph, const char *reason,
@@ -405,7 +455,7 @@ static json_t *conditions(const struct ana *a, enum phase ph, const char *reason
 {
     const json_t *old = json_object_get(a->status, "conditions");
     json_t *conds = json_array();
-    long long g = a->generation;
+    long long g = planned_generation(a);
     int done = ph == P_SUCCEEDED || ph == P_FAILED;
 
     cond_add(conds, old, g, "Ready", ph == P_SUCCEEDED ? "True" : "False", reason, message);
@@ -417,6 +467,12 @@ static json_t *conditions(const struct ana *a, enum phase ph, const char *reason
              ph == P_FAILED ? message : "");
     cond_add(conds, old, g, "Blocked", ph == P_BLOCKED ? "True" : "False", reason,
              ph == P_BLOCKED ? message : "");
+    if (spec_changed(a)) {
+        char text[512];
+
+        snprintf(text, sizeof(text), SPEC_CHANGED_FMT, a->generation, g);
+        cond_add(conds, old, g, "SpecChanged", "True", "SpecChangedAfterPlanning", text);
+    }
     return conds;
 }
 
@@ -431,7 +487,7 @@ static json_t *status_with(const struct ana *a, enum phase ph, const char *reaso
     char now[32];
 
     now_rfc3339(now);
-    json_object_set_new(st, "observedGeneration", json_integer(a->generation));
+    json_object_set_new(st, "observedGeneration", json_integer(planned_generation(a)));
     json_object_set_new(st, "phase", json_string(phase_names[ph]));
     json_object_set_new(st, "conditions", conditions(a, ph, reason, message));
     if (!json_object_get(st, "startTime") && ph != P_PENDING && ph != P_BLOCKED)
@@ -444,7 +500,11 @@ static json_t *status_with(const struct ana *a, enum phase ph, const char *reaso
     return st;
 }
 
-/* Equal apart from condition timestamps? Then there is nothing to write. */
+/*
+ * Nothing to write when nothing changed. Conditions keep their
+ * lastTransitionTime while their status holds (cond_add), so a pass that
+ * finds the same state builds an equal status.
+ */
 static int status_same(const json_t *old, const json_t *cur)
 {
     return old && json_equal(old, cur);
@@ -830,14 +890,16 @@ static int fail_analysis(struct ctl *c, const struct ana *a, const char *reason,
  * planned. Returns 0 when they have; 1 after recording Blocked
  * (WaitingForDependency) -- their status changes wake this one; 2 after
  * recording Failed (DependencyFailed) -- never waiting for what cannot
- * come; -1 with e on trouble writing the status.
+ * come: one failed, or one still does not exist missingDependencyGraceSeconds
+ * after this Analysis was created; -1 with e on trouble writing the status.
  */
 static int deps_step(struct ctl *c, const struct ana *a, double *requeue_s, struct err *e)
 {
     struct strbuf msg = STRBUF_INIT;
     const json_t *name;
+    double age = seconds_since(a->created), grace = c->cfg->missing_dep_grace_s;
     size_t i;
-    int rc = 0;
+    int rc = 0, missing = 0;
 
     json_array_foreach(a->depends_on, i, name) {
         const char *dep = json_string_value(name), *phase;
@@ -846,6 +908,13 @@ static int deps_step(struct ctl *c, const struct ana *a, double *requeue_s, stru
         if (!dep)
             continue;
         obj = informer_get(c->analyses, a->ns, dep);
+        if (!obj && age >= grace) {
+            strbuf_addf(&msg, "dependency %s not found: no Analysis of that name in namespace "
+                        "%s, %.0f s after this one was created", dep, a->ns, age);
+            rc = fail_analysis(c, a, "DependencyFailed", msg.buf, NULL, e) < 0 ? -1 : 2;
+            goto out;
+        }
+        missing |= !obj;
         phase = jstr(json_object_get(obj, "status"), "phase");
         if (phase && strcmp(phase, "Failed") == 0) {
             const json_t *conds = jpath(obj, "status", "conditions"), *cnd;
@@ -874,8 +943,13 @@ static int deps_step(struct ctl *c, const struct ana *a, double *requeue_s, stru
         snprintf(text, sizeof(text), "waiting for %s", msg.buf);
         rc = write_status(c, a, status_with(a, P_BLOCKED, "WaitingForDependency", text, NULL),
                           e) < 0 ? -1 : 1;
-        /* A dependency that does not exist yet makes no event: look again now and then. */
+        /*
+         * A dependency that does not exist yet makes no event: look again now
+         * and then, and when its grace ends.
+         */
         *requeue_s = 30;
+        if (missing && grace - age + 1 < *requeue_s)
+            *requeue_s = grace - age + 1 > 0.5 ? grace - age + 1 : 0.5;
     }
 out:
     strbuf_release(&msg);
@@ -944,9 +1018,9 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     json_t *set = NULL;
     char key[300];
     const char *mr = NULL, *mm = NULL, *outcome;
+    struct window_claim claim;
     size_t i;
-    int rc = -1, grant, room;
-    long want;
+    int rc = -1, grant, all_done;
 
     ana_key(a, key, sizeof(key));
     if (observe(c, a, &o, e) < 0)
@@ -1005,20 +1079,31 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
 
     /*
      * A Job whose pod the quota refuses is backed off by the Job controller
-     * for up to minutes: ask only for what the quota can take now, counting
-     * Jobs that have not got their pod yet.
+     * for up to minutes: the window shares out what the quota can take now,
+     * by priority, counting Jobs that have not got their pod yet.
      */
-    want = o.counts[B_NEW];
-    room = ctl_quota_room(c, a->ns);
-    if (room >= 0 && want > room - o.nopod)
-        want = room - o.nopod > 0 ? room - o.nopod : 0;
-    grant = window_acquire(c->window, key, a->priority, a->created ? a->created : "",
-                           (int)o.counts[B_WAITING], (int)want);
+    claim = (struct window_claim){ .key = key, .ns = a->ns, .priority = a->priority,
+                                   .created = a->created, .waiting = (int)o.counts[B_WAITING],
+                                   .nopod = (int)o.nopod, .started = (int)(o.n - o.counts[B_NEW]),
+                                   .want = (int)o.counts[B_NEW],
+                                   .quota_room = ctl_quota_room(c, a->ns) };
+    /* The merge pod takes quota too, and comes after the last batch. */
+    all_done = o.counts[B_SUCCEEDED] + o.counts[B_FAILED] >= total;
+    if (o.merge_job) {
+        claim.started++;
+        if (!job_outcome(o.merge_job, &mr, &mm) && !any_pod_started(o.merge_pods)) {
+            claim.waiting++;
+            claim.nopod += json_array_size(o.merge_pods) == 0;
+        }
+    } else if (all_done) {
+        claim.want++;
+    }
+    grant = window_acquire(c->window, &claim);
     if (create_jobs(c, a, &o, grant, e) < 0)
         goto out;
     json_object_set_new(set, "batches", batch_counts(&o, total));
 
-    if (o.counts[B_SUCCEEDED] + o.counts[B_FAILED] < total) {
+    if (!all_done) {
         strbuf_addf(&msg, "%ld / %ld batches done", o.counts[B_SUCCEEDED] + o.counts[B_FAILED],
                     total);
         rc = write_status(c, a, status_with(a, P_RUNNING, "BatchesRunning", msg.buf, set), e);
@@ -1026,10 +1111,11 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         goto out;
     }
 
-    /* Every batch is done: the merge. */
-    window_release(c->window, key);
+    /* Every batch is done: the merge, once the window and quota have room for it. */
     outcome = o.merge_job ? job_outcome(o.merge_job, &mr, &mm) : NULL;
-    if (!o.merge_job) {
+    if (outcome)
+        window_release(c->window, key);
+    if (!o.merge_job && grant > 0) {
         json_t *failed = json_object_get(set, "failedBatches");
         json_t *job = obj_merge_job(a, c->cfg, failed);
         struct kube_res r = KUBE_RES_JOBS;
@@ -1075,7 +1161,11 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         set = NULL;
         goto out;
     }
-    strbuf_addf(&msg, "merging %ld batches", o.counts[B_SUCCEEDED]);
+    if (o.merge_job || grant > 0)
+        strbuf_addf(&msg, "merging %ld batches", o.counts[B_SUCCEEDED]);
+    else
+        strbuf_addf(&msg, "%ld batches done; the merge waits for room in the window or the "
+                    "namespace's pod quota", o.counts[B_SUCCEEDED]);
     rc = write_status(c, a, status_with(a, P_MERGING, "Merging", msg.buf, set), e);
     set = NULL;
 out:
@@ -1136,6 +1226,12 @@ int ctl_reconcile(struct ctl *c, const char *key, double *requeue_s, struct err 
     if (a.deleting || (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))) {
         window_release(c->window, key);
         goto out;
+    }
+    if (spec_changed(&a) && !has_condition(a.status, "SpecChanged")) {
+        char text[512];
+
+        snprintf(text, sizeof(text), SPEC_CHANGED_FMT, a.generation, planned_generation(&a));
+        event(c, &a, KUBE_EVENT_WARNING, "SpecChangedAfterPlanning", "%s", text);
     }
     total = (long)json_integer_value(jpath(a.status, "plan", "batches"));
     if (total <= 0) {

@@ -5,6 +5,11 @@
 #  - the same for the status reference table;
 #  - each row's type is the schema's type; where the schema has a default, the
 #    row shows it; the schema's required fields say "required";
+#  - a default cell that starts with a value (`...`) states the schema's default,
+#    unless it says the value is a "controller default" (applied by the controller,
+#    not the API server);
+#  - every field of the schema, spec and status, down to array items' fields, has a
+#    description (what `kubectl explain` shows);
 #  - with a cluster (the test bed), the README's example Analysis passes the
 #    schema (server-side dry run).
 # Needs no cluster for the first three: kubectl converts the YAML offline.
@@ -53,6 +58,18 @@ awk -F'|' '
         def = (path ~ /^spec\./) ? trim($4) : ""
         print path "|" type "|" def
     }' "$readme" | sort >"$tmp/readme.txt"
+
+# Fields without a description.
+jq -r '
+    def undocumented($p):
+        (.properties // {}) | to_entries[]
+        | .key as $k | .value as $v | "\($p).\($k)" as $q
+        | (if ($v.description // "") == "" then $q else empty end),
+          ($v | undocumented($q)),
+          ($v.items // empty | undocumented($q + "[]"));
+    .spec.versions[].schema.openAPIV3Schema.properties as $top
+    | ($top.spec | undocumented("spec")), ($top.status | undocumented("status"))' \
+    "$tmp/crd.json" >"$tmp/undocumented.txt"
 
 cut -d'|' -f1 "$tmp/schema.txt" | sort -u >"$tmp/schema.paths"
 cut -d'|' -f1 "$tmp/readme.txt" | sort >"$tmp/readme.paths"
@@ -104,6 +121,26 @@ agree() {
     return $bad
 }
 t_check "types, defaults and required fields in the README match the schema" agree
+
+t_check "every spec and status field of the CRD schema has a description (kubectl explain)" \
+    sh -c '[ ! -s "$1" ] || { echo "no description:"; cat "$1"; exit 1; }' _ "$tmp/undocumented.txt"
+
+# README default cells that state a value the schema does not default to.
+defaults_in_schema() {
+    local bad=0 path rdef def
+    while IFS='|' read -r path _ rdef; do
+        [[ $path == spec.* && $rdef == \`* ]] || continue
+        [[ $rdef == *"controller default"* ]] && continue
+        def=$(awk -F'|' -v p="$path" '$1 == p { print $3 }' "$tmp/schema.txt")
+        if [ -z "$def" ]; then
+            echo "$path: the README's default is $rdef; the schema has none (say \"controller default\" if the controller applies it)"
+            bad=1
+        fi
+    done <"$tmp/readme.txt"
+    return $bad
+}
+t_check "every default value in the README is the schema's, or marked a controller default" \
+    defaults_in_schema
 
 # The example manifest: the first yaml block of the README that is an Analysis.
 awk '/^```yaml$/ { inblock = 1; buf = ""; next }
