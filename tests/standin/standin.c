@@ -12,17 +12,23 @@
  * image bytes (same images, same tables). Then the done file says Complete.
  *
  * Environment (a Kubernetes Job spec can set these):
- *   PLATEOP_STANDIN_MODE        ok (default), fail (exit 1), hang, no-output
- *                               (exit 0, nothing written), incomplete (done
- *                               file without Complete), oom (allocate without
- *                               bound), missing-table (no Cells.csv),
- *                               empty-table (Nuclei.csv of zero bytes)
+ *   PLATEOP_STANDIN_MODE        ok (default), fail (exit 1), hang, hang-group
+ *                               (fork a child, both ignore SIGTERM and hang,
+ *                               after printing "stand-in: group PGID pids
+ *                               PID CHILD"), no-output (exit 0, nothing
+ *                               written), no-tables (done file Complete, no
+ *                               table), incomplete (done file without
+ *                               Complete), oom (allocate without bound),
+ *                               missing-table (no Cells.csv), empty-table
+ *                               (Nuclei.csv of zero bytes)
  *   PLATEOP_STANDIN_FAIL_WELLS  comma-separated wells: the mode (fail when
  *                               unset) applies only to a batch holding one of
  *                               them; other batches run normally
  *   PLATEOP_STANDIN_SLEEP_MS    sleep per image set (throttling tests)
  *   PLATEOP_STANDIN_MEMORY_MB   touch this much memory and hold it for 2 s, as a
  *                               pipeline with a known footprint does (OOM retries)
+ *   PLATEOP_STANDIN_ARGV_FILE   write the command line here, one argument per
+ *                               line, so a test sees what reached CellProfiler
  *
  * A pipeline whose file name contains "illum" is taken for an illumination
  * correction pipeline: it also saves ICF_<dye>.npy for every channel, where
@@ -31,6 +37,7 @@
  *   PLATEOP_STANDIN_COLUMNS     measurement columns per table (200)
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -383,6 +390,43 @@ static void write_done(const char *path, const char *text)
         die("cannot write done file %s", path);
 }
 
+/* One argument per line, for tests of what the worker passes on. */
+static void record_argv(int argc, char **argv)
+{
+    const char *path = getenv("PLATEOP_STANDIN_ARGV_FILE");
+    FILE *f;
+    int i;
+
+    if (!path || !*path)
+        return;
+    f = fopen(path, "w");
+    for (i = 0; f && i < argc; i++)
+        fprintf(f, "%s\n", argv[i]);
+    if (!f || fclose(f) != 0)
+        die("cannot write %s: %s", path, strerror(errno));
+}
+
+/*
+ * A CellProfiler that ignores SIGTERM and left a worker process behind:
+ * only SIGKILL to the whole process group stops both.
+ */
+static void hang_group(void)
+{
+    pid_t child;
+
+    signal(SIGTERM, SIG_IGN);
+    child = fork();
+    if (child < 0)
+        die("fork: %s", strerror(errno));
+    if (child == 0) {
+        for (;;)
+            pause();
+    }
+    printf("stand-in: group %ld pids %ld %ld\n", (long)getpgrp(), (long)getpid(), (long)child);
+    for (;;)
+        pause();
+}
+
 static void hog_memory(void)
 {
     for (;;) {
@@ -468,6 +512,7 @@ int main(int argc, char **argv)
     int fd;
 
     setvbuf(stdout, NULL, _IOLBF, 0);
+    record_argv(argc, argv);
     parse_args(argc, argv, &o);
     o.mode = getenv("PLATEOP_STANDIN_MODE");
     o.objects = env_long("PLATEOP_STANDIN_OBJECTS", 5);
@@ -496,12 +541,19 @@ int main(int argc, char **argv)
         for (;;)
             pause();
     }
+    if (strcmp(o.mode, "hang-group") == 0)
+        hang_group();
     if (strcmp(o.mode, "oom") == 0)
         hog_memory();
     if (env_long("PLATEOP_STANDIN_MEMORY_MB", 0) > 0)
         use_memory(env_long("PLATEOP_STANDIN_MEMORY_MB", 0));
     if (strcmp(o.mode, "no-output") == 0)
         return 0;
+    if (strcmp(o.mode, "no-tables") == 0) {
+        if (o.done_file)
+            write_done(o.done_file, "Complete\n");
+        return 0;
+    }
     write_experiment(&o);
     write_table(&o, &ld, "Image", 0, 1);
     if (strcmp(o.mode, "missing-table") != 0)

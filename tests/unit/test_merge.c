@@ -459,6 +459,43 @@ static void test_write_error_leaves_nothing(void **state)
     assert_failed_cleanly(w, WORKER_WRITE_FAILED, WORKER_WRITE_FAILED, "");
 }
 
+/* A destination that cannot be created: the error names it, and nothing is left anywhere. */
+static void test_unwritable_destination_leaves_nothing(void **state)
+{
+    struct world *w = *state;
+    char file[128];
+
+    make_batch(w, "b1", 1, "Cells", "ImageNumber,A\n1,x\n", NULL);
+    snprintf(file, sizeof(file), "%s/afile", w->root);
+    assert_int_equal(fileutil_write_atomic(file, "x", 1, &w->e), 0);
+    /* The parent is a regular file: creating it fails. */
+    snprintf(w->dest, sizeof(w->dest), "%s/afile/merged", w->root);
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_WRITE_FAILED, file);
+    assert_non_null(strstr(w->e.msg, "Not a directory"));
+    /* The parent exists but takes no new directory: the temporary directory fails. */
+    snprintf(w->dest, sizeof(w->dest), "/proc/plateop-merged");
+    assert_failed_cleanly(w, merge(w, NULL, 0), WORKER_WRITE_FAILED, "/proc");
+}
+
+/* Batch directories given one by one: one without a manifest is named. */
+static void test_listed_batch_dir_without_manifest(void **state)
+{
+    struct world *w = *state;
+    char b1[256], b2[256], want[600];
+    char *dirs[] = { b1, b2 };
+    struct merge_opts o = { 0 };
+
+    make_batch(w, "b1", 1, "Cells", "ImageNumber,A\n1,x\n", NULL);
+    snprintf(b1, sizeof(b1), "%s/b1", w->batches);
+    snprintf(b2, sizeof(b2), "%s/elsewhere", w->root);
+    assert_int_equal(mkdir(b2, 0755), 0);
+    o.dirs = dirs;
+    o.ndirs = 2;
+    o.dest = w->dest;
+    snprintf(want, sizeof(want), "batch dir %s: %s/manifest.json", b2, b2);
+    assert_failed_cleanly(w, merge_batches(&o, &w->e), WORKER_BAD_INPUT, want);
+}
+
 static void test_summary_for_the_controller(void **state)
 {
     struct world *w = *state;
@@ -580,6 +617,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_count_and_image_number_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_without_manifest_and_failed_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unwritable_destination_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listed_batch_dir_without_manifest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary_for_the_controller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rerun_replaces_an_older_result, setup, teardown),
         cmocka_unit_test(test_run_then_merge_end_to_end),

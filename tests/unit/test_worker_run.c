@@ -230,16 +230,70 @@ static void test_inputs_edited_in_place_rerun(void **state)
     strbuf_release(&text);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Live (not zombie) processes whose process group is pgid. */
+static int group_alive(long pgid)
+{
+    struct dirent *de;
+    DIR *d = opendir("/proc");
+    int n = 0;
+
+    while (d && (de = readdir(d)) != NULL) {
+        char path[300], stat[1024], state;
+        const char *p;
+        long ppid, pgrp;
+        size_t len;
+        FILE *fp;
+
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(fp = fopen(path, "r")))
+            continue;
+        len = fread(stat, 1, sizeof(stat) - 1, fp);
+        fclose(fp);
+        stat[len] = '\0';
+        /* pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses. */
+        p = strrchr(stat, ')');
+        if (p && sscanf(p + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == pgid &&
+            state != 'Z' && state != 'X')
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/*
+ * CellProfiler ignores SIGTERM and has a child of its own: the timeout
+ * must reach the whole group (kill(-pid), not kill(pid)) and end it with
+ * SIGKILL once the grace period is over.
+ */
 static void test_timeout_kills_the_process_group(void **state)
 {
-    const char *env[] = { "PLATEOP_STANDIN_MODE=hang", NULL };
+    const char *env[] = { "PLATEOP_STANDIN_MODE=hang-group", NULL };
     const char *args[] = { "--timeout", "1", "--kill-grace", "1", NULL };
     struct wfix *f = *state;
-    time_t t0 = time(NULL);
+    double t0 = now_s(), elapsed;
+    long pgid = 0, pid = 0, child = 0;
+    const char *p;
 
     expect_failure(f, "C03", env, args, WORKER_TIMEOUT, "ran past the 1 s timeout");
-    assert_contains(f->out.buf, "stand-in: hanging");
-    assert_true(time(NULL) - t0 < 10);
+    elapsed = now_s() - t0;
+    p = strstr(f->out.buf, "stand-in: group ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "stand-in: group %ld pids %ld %ld", &pgid, &pid, &child), 3);
+    assert_int_equal(pgid, pid);
+    assert_true(child > 0 && child != pid);
+    assert_int_equal(group_alive(pgid), 0);
+    /* Timeout plus grace, then SIGKILL: not sooner (SIGTERM is ignored), not much later. */
+    if (elapsed < 2.0 || elapsed > 6.0)
+        fail_msg("took %.2f s, want about 2 s (1 s timeout + 1 s grace)", elapsed);
 }
 
 /* 1 if a live process has `needle` in its command line. */
@@ -313,6 +367,17 @@ static void test_nonzero_exit_quotes_last_output(void **state)
     expect_failure(*state, "C03", env, NULL, WORKER_CP_FAILED,
                    "exited with status 1; last output: Image # 1");
     assert_contains(((struct wfix *)*state)->out.buf, "stand-in told to fail");
+}
+
+static void test_complete_without_any_table(void **state)
+{
+    const char *env[] = { "PLATEOP_STANDIN_MODE=no-tables", NULL };
+    const char *none[] = { "--tables=", NULL };
+
+    expect_failure(*state, "C03", env, none, WORKER_BAD_OUTPUT,
+                   "CellProfiler wrote no tables (*.csv) although the run reported success");
+    expect_failure(*state, "C03", env, NULL, WORKER_BAD_OUTPUT,
+                   "CellProfiler wrote no Image table (Image.csv) although the run reported success");
 }
 
 static void test_exit_zero_without_done_file(void **state)
@@ -426,6 +491,34 @@ static void test_env_equivalents_and_extra_args(void **state)
     assert_true(exists(wfix_path(f, "out/D01/manifest.json")));
 }
 
+/* What CellProfiler gets: the fixed flags, then --cellprofiler-args, then what follows --. */
+static void test_extra_args_reach_cellprofiler(void **state)
+{
+    struct wfix *f = *state;
+    const char *env[] = { NULL, NULL };
+    const char *args[] = { "--cellprofiler-args", " --plugins-directory  /opt/plugins\t-L INFO ",
+                           "--", "--conserve-memory", "a b", NULL };
+    const char *tail = "/cellprofiler.done\n--plugins-directory\n/opt/plugins\n-L\nINFO\n"
+                       "--conserve-memory\na b\n";
+    struct strbuf got = STRBUF_INIT, want = STRBUF_INIT;
+    char e0[600];
+    struct err e;
+
+    snprintf(e0, sizeof(e0), "PLATEOP_STANDIN_ARGV_FILE=%s", wfix_path(f, "argv.txt"));
+    env[0] = e0;
+    assert_int_equal(wfix_run_well(f, "C03", env, args), 0);
+    assert_int_equal(fileutil_read(wfix_path(f, "argv.txt"), &got, 1 << 20, &e), 0);
+    strbuf_addf(&want, "%s\n-c\n-r\n-p\n%s\n--data-file\n%s\n-o\n", f->standin,
+                wfix_path(f, "p.cppipe"), wfix_path(f, "C03.csv"));
+    assert_true(strncmp(got.buf, want.buf, want.len) == 0);
+    /* -o TMP -d TMP/cellprofiler.done: a temporary directory beside out/C03. */
+    assert_contains(got.buf, "/out/.C03.tmp-");
+    assert_true(got.len > strlen(tail));
+    assert_string_equal(got.buf + got.len - strlen(tail), tail);
+    strbuf_release(&got);
+    strbuf_release(&want);
+}
+
 /* Running short of memory while building CellProfiler's argv is no usage error. */
 static void test_out_of_memory_is_not_a_usage_error(void **state)
 {
@@ -456,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_stops_cellprofiler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nonzero_exit_quotes_last_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_zero_without_done_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_without_any_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_done_file_without_complete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_image_is_named_before_starting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_or_headerless_table, setup, teardown),
@@ -463,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_wells_fail_only_their_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_inputs_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_equivalents_and_extra_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extra_args_reach_cellprofiler, setup, teardown),
         cmocka_unit_test_setup_teardown(test_out_of_memory_is_not_a_usage_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
