@@ -11,7 +11,13 @@
 # Each test program reports TAP ("ok N - name" / "not ok N - name"): cmocka
 # programs through CMOCKA_MESSAGE_OUTPUT=TAP, shell tests through
 # tests/lib.sh. A program that exits non-zero without reporting a failure
-# (a crash) counts as one failure.
+# (a crash) counts as one failure; so does one that runs longer than
+# PLATEOP_TEST_TIMEOUT seconds (default 1200), which is then killed.
+#
+# Skips ("# SKIP" in TAP) count as failures in --integration and --all runs,
+# where the test bed is there to run everything, unless PLATEOP_ALLOW_SKIP=1;
+# in --unit runs they pass unless PLATEOP_ALLOW_SKIP=0. Either way the
+# closing lines name the tests that skipped.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,11 +29,14 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 mode=${1:---all}
 shift || true
 filters=("$@")
+timeout_s=${PLATEOP_TEST_TIMEOUT:-1200}
+if [ "$mode" = --unit ]; then allow_skip=${PLATEOP_ALLOW_SKIP:-1}; else allow_skip=${PLATEOP_ALLOW_SKIP:-0}; fi
 
 passed=0
 failed=0
 skipped=0
 failed_names=()
+skipped_names=()
 
 selected() {
     local f
@@ -45,14 +54,23 @@ run_one() {
     out=$(mktemp)
     start=$(date +%s%N)
     echo "# --- $name"
-    "$prog" 2>&1 | tee "$out" | grep -E '^(not )?ok |^# |^Bail out' 
+    # timeout runs the test in a process group of its own and, when time is
+    # up, ends the whole group (background helpers included); a test that
+    # ignores SIGTERM is killed 30 s later. Tests never read stdin.
+    timeout --kill-after=30 "$timeout_s" "$prog" </dev/null 2>&1 | tee "$out" | grep -E '^(not )?ok |^# |^Bail out'
     rc=${PIPESTATUS[0]}
     secs=$(( ($(date +%s%N) - start) / 1000000 ))
-    # TAP: "ok" passes; "not ok ... # SKIP" is a skip, not a failure.
+    # TAP: "ok" passes; "not ok ... # SKIP" is a skip, not a failure; so is
+    # a plan of "1..0 # SKIP" (the whole program skipped).
     p=$(grep -E '^ok ' "$out" | grep -cvE '# *SKIP')
-    sk=$(grep -cE '^(not )?ok .*# *SKIP' "$out")
+    sk=$(grep -cE '^(not )?ok .*# *SKIP|^1\.\.0 *# *SKIP' "$out")
     f=$(grep -E '^not ok ' "$out" | grep -cvE '# *SKIP')
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    [ "$sk" -gt 0 ] && skipped_names+=("$name")
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        f=$((f + 1))
+        echo "not ok - $name timed out after ${timeout_s} s (PLATEOP_TEST_TIMEOUT) and was stopped; last output:"
+        tail -n 30 "$out" | sed 's/^/#   /'
+    elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "not ok - $name exited with status $rc; last output:"
         tail -n 30 "$out" | sed 's/^/#   /'
@@ -75,7 +93,7 @@ run_unit() {
 }
 
 run_integration() {
-    local t env_file
+    local t
     # shellcheck source=tests/testbed.sh
     . "$here/tests/testbed.sh"
     if ! testbed_up; then
@@ -106,6 +124,15 @@ case "$mode" in
 *) echo "usage: tests/run.sh --unit|--integration|--all [NAME...]" >&2; exit 2 ;;
 esac
 
+if [ ${#skipped_names[@]} -gt 0 ]; then
+    if [ "$allow_skip" = 1 ]; then
+        echo "# skipped tests in: ${skipped_names[*]}"
+    else
+        echo "# skipped tests in: ${skipped_names[*]}: counted as failures (PLATEOP_ALLOW_SKIP=1 allows skips)"
+        failed=$((failed + skipped))
+        failed_names+=("${skipped_names[@]}")
+    fi
+fi
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "# failing: ${failed_names[*]}"
 fi
