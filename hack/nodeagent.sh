@@ -41,13 +41,15 @@ while [ $# -gt 0 ]; do
 done
 pidfile=$dir/nodeagent.pid
 
-# running: the recorded process exists and is a node agent.
+# running: the recorded process exists and is a node agent. Read without a
+# pipe: under pipefail, grep -q leaving early could fail the check.
 running() {
-    local pid
+    local pid cmdline
     [ -f "$pidfile" ] || return 1
     pid=$(cat "$pidfile")
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q plateop-nodeagent
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ "$cmdline" == *plateop-nodeagent* ]]
 }
 
 # node_ready: Ready=True and no taint that keeps pods away.

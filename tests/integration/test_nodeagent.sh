@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The node agent (build/plateop-nodeagent via hack/nodeagent.sh) as the test
 # bed's kubelet, against the real API server, Job controller, scheduler and
-# quota admission: Node registration, Jobs run to Complete, `kubectl logs`
-# (finished, followed, tail, timestamps), env and volumes, exit codes and
-# termination messages, OOMKilled, deletion, a pods=2 quota with 5 Jobs,
-# surviving its own crash, and a clean stop that leaves no process behind.
+# quota admission: Node registration and its heartbeat, Jobs run to Complete,
+# `kubectl logs` (finished, followed, tail, timestamps), env and volumes,
+# mounts private to the pod, exit codes and termination messages, OOMKilled,
+# deletion, a pods=2 quota with 5 Jobs (counted through a watch), surviving
+# its own crash, and a clean stop that leaves no process behind.
 #
 # It starts its own agent on a Node of its own (every pod selects it with
 # kubernetes.io/hostname) in namespaces of its own, and removes them all.
@@ -24,7 +25,9 @@ na() {
     "$PLATEOP_ROOT/hack/nodeagent.sh" "$cmd" --state-dir "$state" --node-name "$node" "$@"
 }
 
+watcher=
 cleanup() {
+    [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
     na stop >/dev/null 2>&1
     kubectl delete namespace "$ns" "$qns" --wait=false >/dev/null 2>&1
     kubectl delete node "$node" >/dev/null 2>&1
@@ -89,6 +92,9 @@ t_check "the Node advertises the log server's port" \
 t_check "the Node carries kubernetes.io/hostname and no not-ready taint" \
     sh -c "kubectl get node $node -o jsonpath='{.metadata.labels.kubernetes\.io/hostname} {.spec.taints}' | grep -qx '$node '"
 t_eventually 30 "the namespace gets its default ServiceAccount" kubectl -n "$ns" get serviceaccount default
+heartbeat() { field "node/$node" '{.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' ""; }
+beat0=$(heartbeat)
+beat0_at=$(date +%s)
 
 # ---- a Job, logs ----------------------------------------------------------
 job "$ns" three 3 'echo job-output $POD_NAME; sleep 0.5; echo job-done'
@@ -109,6 +115,16 @@ if [ $rc -eq 0 ] && [ "$(printf '%s\n' "$out" | grep -c '^line [1-5]$')" -eq 5 ]
     t_ok "kubectl logs -f job/NAME streams every line and ends with the container"
 else
     t_fail "kubectl logs -f job/NAME streams every line and ends with the container" "rc=$rc: $out"
+fi
+
+# The agent beats every 10 s; by now more than that has passed (else wait).
+wait_s=$(( beat0_at + 13 - $(date +%s) ))
+[ "$wait_s" -gt 0 ] && sleep "$wait_s"
+beat1=$(heartbeat)
+if [ -n "$beat0" ] && [[ "$beat1" > "$beat0" ]]; then
+    t_ok "the Ready condition's lastHeartbeatTime advances ($beat0 -> $beat1)"
+else
+    t_fail "the Ready condition's lastHeartbeatTime advances" "'$beat0' then, $(( $(date +%s) - beat0_at )) s later, '$beat1'"
 fi
 
 # ---- env, volumes, exit codes, termination messages -------------------------
@@ -157,6 +173,27 @@ t_check "the termination message is reported" \
     is pod/envvol '{.status.containerStatuses[0].state.terminated.message}' "finished nicely"
 t_check "mount points made on the host are removed afterwards" test ! -e "/etc/na-test-$suffix"
 
+# The pod's mounts live in its own mount namespace: the host never sees them.
+pod private <<YAML
+  volumes: [{name: cfg, configMap: {name: cfg}}]
+  containers:
+  - name: main
+    image: ignored
+    command: ["/bin/sh", "-c", "cat /etc/na-private-$suffix/cfg/greeting; exec sleep $marker"]
+    volumeMounts: [{name: cfg, mountPath: /etc/na-private-$suffix/cfg}]
+YAML
+t_eventually 30 "a pod with a ConfigMap volume runs" is pod/private '{.status.phase}' Running
+container=$(pgrep -f "^(/bin/)?sleep $marker\$" | head -n1)
+if [ -n "$container" ] && grep -q " /etc/na-private-$suffix/cfg " "/proc/$container/mountinfo" &&
+    ! grep -q " /etc/na-private-$suffix/cfg " /proc/self/mountinfo; then
+    t_ok "the ConfigMap mount is in the pod's mountinfo and not in the host's"
+else
+    t_fail "the ConfigMap mount is in the pod's mountinfo and not in the host's" \
+        "container pid '$container'; host: $(grep "na-private-$suffix" /proc/self/mountinfo)"
+fi
+kubectl -n "$ns" delete pod private --wait=true >/dev/null 2>&1
+t_eventually 30 "the private pod's process is gone after its deletion" no_leftover
+
 pod exit3 <<YAML
   containers: [{name: main, image: ignored, command: ["/bin/sh", "-c", "echo failing; exit 3"]}]
 YAML
@@ -192,27 +229,40 @@ t_check "no process of the deleted pod is left" no_leftover
 kubectl -n "$qns" create quota pods --hard=pods=2 >/dev/null
 t_eventually 30 "the quota's usage is computed" \
     sh -c "kubectl -n $qns get quota pods -o jsonpath='{.status.used.pods}' | grep -qx 0"
+# Every pod event through a watch (tests/tools/watch_events), so a pod that
+# existed only briefly is counted too; polling could miss it.
+"$PLATEOP_BUILD/tests/tools/watch_events" -n "$qns" pods >"$state/pods.events" 2>"$state/pods.events.err" &
+watcher=$!
+sleep 1
 for i in 1 2 3 4 5; do job "$qns" "q$i" 1 'echo quota job; sleep 2'; done
-max=0
+done_jobs=0
 deadline=$(( $(date +%s) + 240 ))
 while [ "$(date +%s)" -lt "$deadline" ]; do
-    live=$(kubectl -n "$qns" get pods -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' 2>/dev/null |
-        grep -cE '^(Pending|Running)$')
-    [ "$live" -gt "$max" ] && max=$live
     done_jobs=$(kubectl -n "$qns" get jobs -o jsonpath='{range .items[*]}{.status.succeeded}{"\n"}{end}' |
         grep -cx 1)
     [ "$done_jobs" -eq 5 ] && break
-    sleep 0.3
+    sleep 0.5
 done
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+watcher=
 if [ "$done_jobs" -eq 5 ]; then
     t_ok "all 5 Jobs under a pods=2 quota complete"
 else
     t_fail "all 5 Jobs under a pods=2 quota complete" "$done_jobs of 5 after 240 s"
 fi
+# In the API server's order (resourceVersion): the pods not yet terminal at each step.
+read -r max seen < <(cut -f2- "$state/pods.events" |
+    jq -r '[.type, .object.metadata.name, (.object.status.phase // "Pending"),
+            .object.metadata.resourceVersion] | @tsv' | sort -t$'\t' -k4,4n | awk -F'\t' '
+    { if ($1 == "DELETED" || $3 == "Succeeded" || $3 == "Failed") delete live[$2]; else live[$2] = 1
+      all[$2] = 1; n = 0; for (k in live) n++; if (n > max) max = n }
+    END { n = 0; for (k in all) n++; print max + 0, n }')
+t_check "the watch saw a pod of each of the 5 Jobs (saw $seen)" test "$seen" -ge 5
 if [ "$max" -le 2 ] && [ "$max" -ge 1 ]; then
-    t_ok "never more than 2 pods of the quota'd namespace exist at once (max $max)"
+    t_ok "never more than 2 pods of the quota'd namespace exist at once (max $max, through a watch)"
 else
-    t_fail "never more than 2 pods of the quota'd namespace exist at once" "max seen: $max"
+    t_fail "never more than 2 pods of the quota'd namespace exist at once" "max seen: $max; $(head -c 300 "$state/pods.events.err")"
 fi
 
 # ---- the agent's own crash and restart ---------------------------------------
