@@ -938,9 +938,10 @@ static void xfer_finish(struct kube_client *c, struct xfer *x, CURLcode cc)
             retry = 1;
             wait = 0;
         }
-        if (x->http == 401 && (c->cfg.token_file || c->cfg.token))
-            append_msg(&tmp.err, " (the bearer token was rejected: expired, revoked or "
-                                 "not valid for this cluster)");
+        /* The API server's own text is just "Unauthorized"; name the likely causes. */
+        if (x->http == 401)
+            append_msg(&tmp.err, ": the credentials were refused (expired or invalid token, "
+                                 "or unknown certificate)");
     }
     tmp.attempts = x->attempts;
     if (retry && x->attempts <= x->max_retries) {

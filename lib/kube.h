@@ -18,7 +18,10 @@
  * reads like
  *   POST /api/v1/namespaces/x/configmaps: 403 Forbidden: configmaps "b" is
  *   forbidden: exceeded quota: q, requested: configmaps=1, used: ...
- * and the kube_is_*() predicates classify it. Retries happen inside:
+ * and the kube_is_*() predicates classify it. A 401's message ends with
+ * "the credentials were refused (expired or invalid token, or unknown
+ * certificate)", as the API server itself says only "Unauthorized".
+ * Retries happen inside:
  *   - 429 waits for Retry-After (else the backoff) and retries;
  *   - 5xx and network errors retry with capped exponential backoff;
  *   - other 4xx (including 409 Conflict/AlreadyExists) are returned at once.
@@ -257,7 +260,15 @@ struct kube_request {
  */
 json_t *kube_do(struct kube_client *c, const struct kube_request *req, struct kube_error *ke);
 
-/* Shorthands for kube_do(); q may be NULL. */
+/*
+ * Shorthands for kube_do() with the same ownership and errors (a new
+ * reference, or NULL with ke); q may be NULL. kube_get reads an object or a
+ * whole collection (prefer kube_list_each for large ones); kube_create
+ * POSTs obj to the collection res; kube_replace PUTs obj over the object res
+ * (its metadata.resourceVersion, if set, guards against a lost update:
+ * 409 Conflict); kube_patch sends patch as `type`; kube_delete deletes and
+ * returns the object (or a Status) the server answers with.
+ */
 json_t *kube_get(struct kube_client *c, const struct kube_res *res, const struct kube_query *q,
                  struct kube_error *ke);
 json_t *kube_create(struct kube_client *c, const struct kube_res *res, const json_t *obj,

@@ -277,14 +277,22 @@ static int acquire(struct leader *l)
     return -1;
 }
 
-static void log_step_down(struct leader *l)
+/*
+ * Says why this contender stops leading: another holder took the Lease
+ * (lost), or no renewal got through by the deadline.
+ */
+static void log_step_down(struct leader *l, int lost)
 {
     json_t *f = json_pack("{s:s, s:s, s:s, s:f, s:s}", "lease_namespace", l->ns, "lease", l->name,
                           "identity", l->identity, "renew_deadline_s", l->deadline_s,
                           "cause", l->last.msg);
 
-    log_emit(LOG_LEVEL_WARN, NULL, f, "lease %s/%s: could not renew within %.1f s (%s): "
-             "stepping down as leader", l->ns, l->name, l->deadline_s, l->last.msg);
+    if (lost)
+        log_emit(LOG_LEVEL_WARN, NULL, f, "lease %s/%s: lost the lease to %s: stepping down "
+                 "as leader", l->ns, l->name, l->holder);
+    else
+        log_emit(LOG_LEVEL_WARN, NULL, f, "lease %s/%s: could not renew within %.1f s (%s): "
+                 "stepping down as leader", l->ns, l->name, l->deadline_s, l->last.msg);
     json_decref(f);
 }
 
@@ -296,7 +304,7 @@ static void log_step_down(struct leader *l)
 static void lead(struct leader *l)
 {
     double sent, until;
-    int stop;
+    int stop, lost;
 
     log_info(NULL, "lease %s/%s: %s started leading", l->ns, l->name, l->identity);
     if (l->cb.started_leading)
@@ -311,8 +319,9 @@ static void lead(struct leader *l)
             atomic_store(&l->valid_until, sent + l->deadline_s);
             continue;
         }
-        if (monotime_now() >= until || strcmp(l->holder, l->identity) != 0) {
-            log_step_down(l);
+        lost = strcmp(l->holder, l->identity) != 0;
+        if (lost || monotime_now() >= until) {
+            log_step_down(l, lost);
             break;
         }
     }
@@ -361,9 +370,20 @@ static int check_config(const struct leader_config *cfg, struct err *e)
     return 0;
 }
 
+void leader_config_defaults(struct leader_config *cfg)
+{
+    if (cfg->lease_duration_s <= 0)
+        cfg->lease_duration_s = LEADER_DEFAULT_LEASE_S;
+    if (cfg->renew_deadline_s <= 0)
+        cfg->renew_deadline_s = LEADER_DEFAULT_DEADLINE_S;
+    if (cfg->retry_period_s <= 0)
+        cfg->retry_period_s = LEADER_DEFAULT_RETRY_S;
+}
+
 struct leader *leader_start(struct kube_client *c, const struct leader_config *cfg,
                             struct err *e)
 {
+    struct leader_config d;
     struct leader *l;
     int rc;
 
@@ -383,9 +403,11 @@ struct leader *leader_start(struct kube_client *c, const struct leader_config *c
     pthread_mutex_init(&l->mu, NULL);
     l->kc = c;
     l->cb = cfg->cb;
-    l->lease_s = cfg->lease_duration_s > 0 ? cfg->lease_duration_s : 15;
-    l->deadline_s = cfg->renew_deadline_s > 0 ? cfg->renew_deadline_s : 10;
-    l->retry_s = cfg->retry_period_s > 0 ? cfg->retry_period_s : 2;
+    d = *cfg;
+    leader_config_defaults(&d);
+    l->lease_s = d.lease_duration_s;
+    l->deadline_s = d.renew_deadline_s;
+    l->retry_s = d.retry_period_s;
     l->ns = strdup(cfg->ns);
     l->name = strdup(cfg->name);
     l->identity = strdup(cfg->identity);

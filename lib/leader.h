@@ -17,7 +17,9 @@
  *
  * The leader renews every retry period. If it cannot renew within the
  * renew deadline (counted from the moment the last successful renewal was
- * sent), it steps down, says so in a warning log line, and competes again.
+ * sent), it steps down, says so in a warning log line ("could not renew
+ * within 10.0 s"), and competes again. When it finds that another contender
+ * has taken the Lease, it steps down at once and logs "lost the lease to X".
  * Because renew deadline < lease duration, it stops before any other
  * contender can consider the lease expired. leader_is_leader() turns false
  * at the deadline even while the election thread is still blocked in a
@@ -51,15 +53,27 @@ struct leader_callbacks {
     void *ud;
 };
 
+/* client-go's defaults, taken by a zero duration. */
+#define LEADER_DEFAULT_LEASE_S 15.0
+#define LEADER_DEFAULT_DEADLINE_S 10.0
+#define LEADER_DEFAULT_RETRY_S 2.0
+
 struct leader_config {
     const char *ns;              /* the Lease's namespace (required) */
     const char *name;            /* the Lease's name (required) */
     const char *identity;        /* unique per contender, e.g. the pod name (required) */
-    double lease_duration_s;     /* 0 means 15 */
+    double lease_duration_s;     /* 0 means LEADER_DEFAULT_LEASE_S (15) */
     double renew_deadline_s;     /* 0 means 10; must be < lease duration */
     double retry_period_s;       /* 0 means 2; must be < renew deadline */
     struct leader_callbacks cb;  /* any member may be NULL */
 };
+
+/*
+ * Replaces each zero (or negative) duration in cfg by its default: lease
+ * 15 s, renew deadline 10 s, retry period 2 s. leader_start() applies this
+ * to its copy; exposed so callers can log the durations in effect. Cannot fail.
+ */
+void leader_config_defaults(struct leader_config *cfg);
 
 /*
  * Copies cfg and starts the election thread for it on client c (which must

@@ -7,10 +7,13 @@
  * once: neither may ever see two leaders.
  *
  * Proves: exactly one of two contenders leads; a leader that stops without
- * releasing is replaced within the lease duration plus retry slack; a
- * released lease is taken over at once; a leader cut off from the API
- * server steps down by its renew deadline, says so in a log line, and is
- * replaced only after that.
+ * releasing is replaced within the lease duration plus two jittered retry
+ * periods, and the Lease then names the new holder with its duration,
+ * acquire and renew times and one more transition; a released lease is
+ * taken over at once; a leader cut off from the API server steps down by
+ * its renew deadline, says so in a log line, and is replaced only after
+ * that; a leader whose Lease another holder took steps down at its next
+ * renewal and says it lost the lease.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +40,16 @@
 #define RETRY_S 1.0
 /* Slack for a loaded machine on top of the protocol's own bounds. */
 #define SLACK_S 2.0
+/*
+ * The longest a contender can take to replace a leader that stopped without
+ * releasing: it sees the leader's last renewal at its next poll (polls are
+ * one retry period apart, stretched by up to 20 % of jitter), waits out the
+ * lease duration from that moment, and takes the Lease at its first poll
+ * after that (another jittered period). 0.5 s covers the requests
+ * themselves (a GET and a PUT per poll, milliseconds each when idle, some
+ * hundreds of ms on a loaded two-core machine).
+ */
+#define TAKEOVER_MAX_S (LEASE_S + 2 * 1.2 * RETRY_S + 0.5)
 
 /* The test bed connection and namespace; tk.ns is the namespace. */
 static struct testkube tk;
@@ -147,6 +160,38 @@ static struct contender *steady_leader(struct contender *all, int n, double secs
     return who == first ? first : NULL;
 }
 
+/* The Lease's spec as the API server has it (a new reference). */
+static json_t *lease_spec(const char *lease)
+{
+    struct kube_res r = KUBE_RES_LEASES;
+    struct kube_error ke;
+    json_t *got, *spec;
+
+    r.ns = tk.ns;
+    r.name = lease;
+    got = kube_get(tk.c, &r, NULL, &ke);
+    if (!got)
+        fail_msg("GET lease %s: %s", lease, ke.err.msg);
+    spec = json_incref(json_object_get(got, "spec"));
+    json_decref(got);
+    assert_non_null(spec);
+    return spec;
+}
+
+static const char *spec_str(const json_t *spec, const char *key)
+{
+    const char *v = json_string_value(json_object_get(spec, key));
+
+    if (!v)
+        fail_msg("lease spec lacks %s", key);
+    return v;
+}
+
+static json_int_t spec_int(const json_t *spec, const char *key)
+{
+    return json_integer_value(json_object_get(spec, key));
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -164,6 +209,7 @@ static void test_one_leads_and_other_takes_over_after_stop(void **state)
 {
     struct contender c[2] = { 0 };
     struct contender *leader, *other;
+    json_t *before, *after;
     char *holder;
     double waited;
 
@@ -186,15 +232,32 @@ static void test_one_leads_and_other_takes_over_after_stop(void **state)
     assert_true(atomic_load(&other->new_leader_calls) >= 1);
     assert_int_equal(atomic_load(&other->started), 0);
 
+    before = lease_spec("takeover");
+    assert_string_equal(spec_str(before, "holderIdentity"), leader->identity);
+
     /* The leader dies without releasing: the other waits out the lease. */
     leader_stop(leader->l, 0);
     leader->l = NULL;
     assert_int_equal(atomic_load(&leader->stopped), 1);
-    waited = await_leader(c, 2, other, LEASE_S + 2 * RETRY_S + SLACK_S);
-    printf("# takeover after stop without release: %.2f s\n", waited);
+    waited = await_leader(c, 2, other, TAKEOVER_MAX_S + 1);
+    printf("# takeover after stop without release: %.2f s (bound %.2f s)\n", waited,
+           TAKEOVER_MAX_S);
     assert_true(waited >= 0);
+    assert_true(waited <= TAKEOVER_MAX_S);
     /* Not before the lease can have expired from its point of view. */
     assert_true(waited >= LEASE_S - RETRY_S * 1.5);
+
+    /* The record says who holds it since when, for how long, and counts the change. */
+    after = lease_spec("takeover");
+    assert_string_equal(spec_str(after, "holderIdentity"), other->identity);
+    assert_int_equal(spec_int(after, "leaseDurationSeconds"), (json_int_t)LEASE_S);
+    /* MicroTimes of one format compare as strings. */
+    assert_true(strcmp(spec_str(after, "acquireTime"), spec_str(before, "renewTime")) > 0);
+    assert_true(strcmp(spec_str(after, "renewTime"), spec_str(after, "acquireTime")) >= 0);
+    assert_int_equal(spec_int(after, "leaseTransitions"),
+                     spec_int(before, "leaseTransitions") + 1);
+    json_decref(before);
+    json_decref(after);
     leader_stop(other->l, 1);
     kube_client_free(c[0].client);
     kube_client_free(c[1].client);
@@ -296,12 +359,75 @@ static void test_cut_off_leader_steps_down_by_deadline(void **state)
     strbuf_release(&url);
 }
 
+/*
+ * Another holder writes itself into the Lease (as a contender that judged
+ * it expired would): the leader notices at its next renewal, steps down at
+ * once rather than at its deadline, and says it lost the lease.
+ */
+static void test_lost_lease_is_reported_as_lost(void **state)
+{
+    struct contender c[1] = { 0 };
+    struct kube_res r = KUBE_RES_LEASES;
+    struct strbuf logs = STRBUF_INIT;
+    char path[] = "/tmp/plateop-test-leader-log.XXXXXX";
+    struct kube_error ke;
+    json_t *lease, *spec, *got = NULL;
+    double t0, down;
+    int log_fd, i;
+
+    (void)state;
+    log_fd = mkstemp(path);
+    assert_true(log_fd >= 0);
+    unlink(path);
+    log_set_fd(log_fd);
+    start(&c[0], "stolen", "victim", tk.c);
+    assert_true(await_leader(c, 1, &c[0], LEASE_S + SLACK_S) >= 0);
+
+    r.ns = tk.ns;
+    r.name = "stolen";
+    /* A renewal landing between our GET and PUT makes the PUT a 409: read again. */
+    for (i = 0; i < 20 && !got; i++) {
+        lease = kube_get(tk.c, &r, NULL, &ke);
+        if (!lease)
+            fail_msg("%s", ke.err.msg);
+        spec = json_object_get(lease, "spec");
+        json_object_set_new(spec, "holderIdentity", json_string("intruder"));
+        json_object_set_new(spec, "leaseTransitions",
+                            json_integer(spec_int(spec, "leaseTransitions") + 1));
+        got = kube_replace(tk.c, &r, lease, NULL, &ke);
+        json_decref(lease);
+    }
+    if (!got)
+        fail_msg("%s", ke.err.msg);
+    json_decref(got);
+    t0 = monotime_now();
+    while (leader_is_leader(c[0].l) && monotime_now() - t0 < DEADLINE_S + SLACK_S)
+        usleep(10000);
+    down = monotime_now() - t0;
+    printf("# the leader stepped down %.2f s after losing the lease\n", down);
+    assert_false(leader_is_leader(c[0].l));
+    /* At its next renewal (one retry period, plus a GET), well before the deadline. */
+    assert_true(down < RETRY_S + 1.0);
+    while (atomic_load(&c[0].stopped) == 0 && monotime_now() - t0 < DEADLINE_S + SLACK_S)
+        usleep(10000);
+    assert_int_equal(atomic_load(&c[0].stopped), 1);
+
+    read_log(log_fd, &logs);
+    log_set_fd(2);
+    close(log_fd);
+    assert_non_null(strstr(logs.buf, "lost the lease to intruder: stepping down as leader"));
+    assert_null(strstr(logs.buf, "could not renew"));
+    leader_stop(c[0].l, 0);
+    strbuf_release(&logs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_leads_and_other_takes_over_after_stop),
         cmocka_unit_test(test_release_hands_over_at_once),
         cmocka_unit_test(test_cut_off_leader_steps_down_by_deadline),
+        cmocka_unit_test(test_lost_lease_is_reported_as_lost),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
