@@ -5,6 +5,9 @@
  * place (same file system, so rename(2) is atomic) and swapped in only when
  * complete; a failure removes the temporary directory, so a reader of the
  * final path sees the old result or the new one, never a mix.
+ *
+ * Every function returns 0, or -1 with e naming the path and the cause
+ * (errno in e->code).
  */
 #ifndef PLATEOP_FILEUTIL_H
 #define PLATEOP_FILEUTIL_H

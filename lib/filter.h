@@ -129,13 +129,15 @@ struct filter_ints {
     struct filter_range *ranges;
 };
 
+/* The largest site or z value a filter may name. */
+#define FILTER_INT_MAX 1000000
+
 /*
  * Parses "1-4,7" into f. `what` names the filter in errors ("site",
  * "z"). Values are 0..FILTER_INT_MAX. Returns 0, or -1 with e naming token
  * and position (f is then empty and needs no release, though releasing is
  * harmless). Cost: O(length + tokens log tokens).
  */
-#define FILTER_INT_MAX 1000000
 int filter_ints_parse(struct filter_ints *f, const char *what, const char *text,
                       struct err *e);
 
@@ -159,7 +161,12 @@ struct filter_dyes {
     char *text;  /* a copy of the filter text, for error messages */
 };
 
-/* Parses "DAPI,Mito" into f. Returns 0, or -1 with e naming token and position. */
+/*
+ * Parses "DAPI,Mito" into f, which then owns copies of the names and the
+ * text (release with filter_dyes_release()). Returns 0, or -1 with e
+ * naming token and position (or ENOMEM); f is then empty and needs no
+ * release. Cost: O(length + n^2) for the duplicate check.
+ */
 int filter_dyes_parse(struct filter_dyes *f, const char *text, struct err *e);
 
 /*
@@ -173,6 +180,7 @@ int filter_dyes_check(const struct filter_dyes *f, const char *const *dyes, size
 /* Whether dye is in f (always true when f selects every channel). O(n). */
 int filter_dyes_match(const struct filter_dyes *f, const char *dye);
 
+/* Frees what f owns and leaves it as "every channel". Safe on a zeroed struct. */
 void filter_dyes_release(struct filter_dyes *f);
 
 /* All four filters of an analysis. */

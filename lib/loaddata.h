@@ -49,18 +49,26 @@ struct loaddata_opts {
     const char *icf_file;
 };
 
-/* Writes the header and every row of batch b to w. */
+/*
+ * Writes the header and every row of batch b to w (not flushed). o may be
+ * NULL: no ICF columns. Returns 0, or -1 with e (see above). Cost: linear
+ * in the batch's paths.
+ */
 int loaddata_write(const struct plan_batch *b, const struct loaddata_opts *o,
                    struct csv_writer *w, struct err *e);
 
 /*
  * Appends batch b's CSV to out (e.g. for a ConfigMap). o may be NULL.
- * Cost: linear in the batch's paths; about 100 bytes per image.
+ * Returns 0, or -1 with e. Cost: linear in the batch's paths; about 100
+ * bytes per image.
  */
 int loaddata_render(const struct plan_batch *b, const struct loaddata_opts *o,
                     struct strbuf *out, struct err *e);
 
-/* Writes batch b's CSV to f (flushed, not closed); name names f in errors. */
+/*
+ * Writes batch b's CSV to f (flushed, not closed); name names f in errors.
+ * o may be NULL. Returns 0, or -1 with e.
+ */
 int loaddata_write_file(const struct plan_batch *b, const struct loaddata_opts *o, FILE *f,
                         const char *name, struct err *e);
 

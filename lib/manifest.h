@@ -63,22 +63,25 @@ struct manifest_table {
 int manifest_scan_table(const char *dir, const char *file, struct manifest_table *t,
                         struct err *e);
 
-/* The table as a JSON object (new reference; NULL on allocation failure). */
+/* The table as a JSON object (new reference, the caller's; NULL on allocation failure). */
 json_t *manifest_table_json(const struct manifest_table *t);
 
 /*
  * Fills *t from a manifest's table object. Columns are loaded only with
  * with_columns (they are large; the merge reads headers from the files).
- * The caller releases *t.
+ * Returns 0 (the caller releases *t), or -1 with e naming the missing or
+ * mistyped member (*t then needs no release).
  */
 int manifest_table_parse(const json_t *j, struct manifest_table *t, int with_columns,
                          struct err *e);
 
+/* Frees the strings and columns *t owns and zeroes it. Safe on a zeroed struct. */
 void manifest_table_release(struct manifest_table *t);
 
 /*
- * Adds manifest_version, kind and created to root and writes it to
- * dir/manifest.json atomically (temporary file, fsync, rename).
+ * Adds manifest_version, kind and created to root (borrowed; modified) and
+ * writes it to dir/manifest.json atomically (temporary file, fsync,
+ * rename). Returns 0, or -1 with e naming the file.
  */
 int manifest_write(const char *dir, const char *kind, json_t *root, struct err *e);
 
