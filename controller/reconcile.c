@@ -956,15 +956,49 @@ out:
     return rc;
 }
 
-/* Plans, records the plan, and returns 1 to come back once the cache has caught up. */
+/* Whether the recorded plan is partial: the plate was still being imaged. */
+static int plan_partial(const struct ana *a)
+{
+    return json_is_false(jpath(a->status, "plan", "final"));
+}
+
+/* The status message of a plan, and its Events when it differs from the recorded one. */
+static void plan_message(struct ctl *c, const struct ana *a, const json_t *summary,
+                         const char *incomplete, struct strbuf *msg)
+{
+    int news = !json_equal(summary, json_object_get(a->status, "plan"));
+
+    strbuf_addf(msg, "%lld batches of %lld image sets in %lld wells",
+                (long long)json_integer_value(json_object_get(summary, "batches")),
+                (long long)json_integer_value(json_object_get(summary, "imageSets")),
+                (long long)json_integer_value(json_object_get(summary, "wells")));
+    if (json_is_false(json_object_get(summary, "final")))
+        strbuf_adds(msg, " so far: the plate is still being imaged; wells are added as their "
+                         "images complete, the rest when imaging finishes");
+    if (incomplete) {
+        strbuf_addf(msg, "; %lld incomplete image sets left out: %s",
+                    (long long)json_integer_value(json_object_get(summary, "incompleteImageSets")),
+                    incomplete);
+        if (news)
+            event(c, a, KUBE_EVENT_WARNING, "IncompleteImageSets", "%s", incomplete);
+    }
+    if (news)
+        event(c, a, KUBE_EVENT_NORMAL, "Planned", "%s", msg->buf);
+}
+
+/*
+ * Plans, records the plan, and returns 1 to come back once the cache has
+ * caught up. A partial plan without a batch yet (no well complete) is
+ * Blocked, planned again on each wake (the images NOTIFY) and every 30 s.
+ */
 static int plan_step(struct ctl *c, const struct ana *a, double *requeue_s, struct err *e)
 {
     json_t *summary = NULL;
     char *incomplete = NULL;
     struct strbuf msg = STRBUF_INIT;
-    int rc;
+    int rc, waiting;
 
-    if (ctl_recently_planned(c, a->uid)) {
+    if (!plan_partial(a) && ctl_recently_planned(c, a->uid)) {
         /* Our own status write has not reached the cache yet. */
         *requeue_s = 0.5;
         return 1;
@@ -982,19 +1016,11 @@ static int plan_step(struct ctl *c, const struct ana *a, double *requeue_s, stru
             return -1;
         return fail_analysis(c, a, "PlanFailed", e->msg, NULL, e);
     }
-    strbuf_addf(&msg, "%lld batches of %lld image sets in %lld wells",
-                (long long)json_integer_value(json_object_get(summary, "batches")),
-                (long long)json_integer_value(json_object_get(summary, "imageSets")),
-                (long long)json_integer_value(json_object_get(summary, "wells")));
-    if (incomplete) {
-        strbuf_addf(&msg, "; %lld incomplete image sets left out: %s",
-                    (long long)json_integer_value(json_object_get(summary, "incompleteImageSets")),
-                    incomplete);
-        event(c, a, KUBE_EVENT_WARNING, "IncompleteImageSets", "%s", incomplete);
-    }
-    event(c, a, KUBE_EVENT_NORMAL, "Planned", "%s", msg.buf);
+    waiting = json_integer_value(json_object_get(summary, "batches")) == 0;
+    plan_message(c, a, summary, incomplete, &msg);
     rc = write_status(c, a,
-                      status_with(a, P_RUNNING, "Planned", msg.buf,
+                      status_with(a, waiting ? P_BLOCKED : P_RUNNING,
+                                  waiting ? "AcquisitionNotFinished" : "Planned", msg.buf,
                                   json_pack("{s:O,s:{s:O,s:O,s:i,s:i,s:i}}", "plan", summary,
                                             "batches", "total",
                                             json_object_get(summary, "batches"), "pending",
@@ -1006,8 +1032,50 @@ static int plan_step(struct ctl *c, const struct ana *a, double *requeue_s, stru
     json_decref(summary);
     free(incomplete);
     strbuf_release(&msg);
-    *requeue_s = 0.5;
+    *requeue_s = waiting ? 30 : 0.5;
     return rc < 0 ? -1 : 1;
+}
+
+/*
+ * A partial plan is made again on every pass while the plate is imaged:
+ * wells that completed since get their batches (ConfigMaps), and once
+ * imaging finishes the plan becomes final. Returns 0 when nothing changed
+ * (the pass goes on; the images NOTIFY wakes the Analysis, or a look in
+ * 30 s at the latest); 1 after recording the grown plan or a failure
+ * (*requeue_s set); -1 with e on trouble.
+ */
+static int replan(struct ctl *c, const struct ana *a, const struct observed *o,
+                  double *requeue_s, struct err *e)
+{
+    json_t *summary = NULL, *set;
+    char *incomplete = NULL, key[300];
+    struct strbuf msg = STRBUF_INIT;
+    int rc = ctl_plan(c, a, &summary, &incomplete, e);
+
+    *requeue_s = 0.5;
+    if (rc < 0) {
+        if (e->code == CTL_E_USER)
+            rc = fail_analysis(c, a, "PlanFailed", e->msg, NULL, e) < 0 ? -1 : 1;
+        goto out;
+    }
+    /* rc 1: the opt-in was taken back; what runs goes on, the plan ends with the imaging. */
+    if (rc == 1 || json_equal(summary, json_object_get(a->status, "plan"))) {
+        ana_key(a, key, sizeof(key));
+        wq_add_after(c->queue, key, 30, NULL);
+        rc = 0;
+        goto out;
+    }
+    plan_message(c, a, summary, incomplete, &msg);
+    set = json_pack("{s:O,s:o}", "plan", summary, "batches",
+                    batch_counts(o, (long)json_integer_value(json_object_get(summary, "batches"))));
+    rc = write_status(c, a, status_with(a, P_RUNNING, "Planned", msg.buf, set), e) < 0 ? -1 : 1;
+    if (rc == 1)
+        ctl_planned(c, a->uid);
+out:
+    json_decref(summary);
+    free(incomplete);
+    strbuf_release(&msg);
+    return rc;
 }
 
 static int run_step(struct ctl *c, const struct ana *a, long total, double *requeue_s,
@@ -1025,6 +1093,9 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     ana_key(a, key, sizeof(key));
     if (observe(c, a, &o, e) < 0)
         goto out;
+    if (plan_partial(a) && (rc = replan(c, a, &o, requeue_s, e)) != 0)
+        goto out;
+    rc = -1;
     if ((long)o.n < total) {
         /*
          * The cache has not seen every ConfigMap yet; if that lasts, one was
@@ -1088,7 +1159,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
                                    .want = (int)o.counts[B_NEW],
                                    .quota_room = ctl_quota_room(c, a->ns) };
     /* The merge pod takes quota too, and comes after the last batch. */
-    all_done = o.counts[B_SUCCEEDED] + o.counts[B_FAILED] >= total;
+    all_done = o.counts[B_SUCCEEDED] + o.counts[B_FAILED] >= total && !plan_partial(a);
     if (o.merge_job) {
         claim.started++;
         if (!job_outcome(o.merge_job, &mr, &mm) && !any_pod_started(o.merge_pods)) {
