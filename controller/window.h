@@ -16,8 +16,8 @@
  * Grants are counted until the caches show their Jobs (or for 30 s), so two
  * reconciles that read the same cached quota room never both take it.
  *
- * Thread-safe; every call is O(n log n + n * namespaces) in the number of
- * Analyses that have batches to start or waiting.
+ * Thread-safe; every call is O(n²) string compares in the number of
+ * Analyses that have batches to start or waiting (at most a few hundred).
  */
 #ifndef PLATEOP_CTL_WINDOW_H
 #define PLATEOP_CTL_WINDOW_H
