@@ -34,7 +34,6 @@ struct plan_ctx {
     struct plan *plan;
     struct kube_batch *batch;
     struct loaddata_opts ld;
-    long created;
     long prev_total;        /* batches of the plan recorded in the status before */
     long kept_sets;         /* image sets the kept batches have minus what the plan put in them */
     json_t *planned;        /* cached batch ConfigMaps: index -> batch id, read when needed */
@@ -43,28 +42,15 @@ struct plan_ctx {
 /* Sends the queued creates; AlreadyExists is success (a rerun or a peer). */
 static int flush_creates(struct plan_ctx *p, struct err *e)
 {
-    struct kube_error ke;
-    int i, n;
+    int rc;
 
-    if (!p->batch || kube_batch_count(p->batch) == 0)
+    if (!p->batch)
         return 0;
-    kube_batch_run(p->batch);
-    n = kube_batch_count(p->batch);
-    for (i = 0; i < n; i++) {
-        json_t *res = kube_batch_result(p->batch, i, &ke);
-
-        if (res) {
-            json_decref(res);
-            p->created++;
-        } else if (!kube_is_already_exists(&ke)) {
-            err_set(e, ke.err.code, "create ConfigMap: %s", ke.err.msg);
-            return -1;
-        }
-    }
-    atomic_fetch_add(&p->c->metrics.configmaps_created, n);
+    rc = ctl_run_requests(p->batch, "create ConfigMap", NULL, e);
+    atomic_fetch_add(&p->c->metrics.configmaps_created, kube_batch_count(p->batch));
     kube_batch_free(p->batch);
     p->batch = NULL;
-    return 0;
+    return rc;
 }
 
 static const char *meta_str(const json_t *obj, const char *field, const char *key)
