@@ -216,29 +216,94 @@ if [ $want_latency -eq 1 ]; then
 fi
 
 if [ $want_rss -eq 1 ]; then
-    # 100 Analyses and 20,000 Jobs (parallelism 0: no pods) labelled as the controller's.
+    # 100 Running Analyses of 200 one-well batches each: 20,000 batch
+    # ConfigMaps (the controller's own, from planning) and 20,000 batch Jobs
+    # shaped like its own (labels, annotations, ownerReferences, env,
+    # volumes), so each reconcile walks a full cache. A pods=1 quota and a
+    # cordoned node: the controller creates one real Job, whose pod stays
+    # Pending, and nothing else runs; that Job is the model of the others,
+    # which are made with parallelism 0 (no pods).
     ns=$(new_ns rss)
+    kubectl -n "$ns" create quota pods --hard=pods=1 >/dev/null
+    kubectl cordon "$node" >/dev/null
+    acq=$("$PLATEOP_ROOT/hack/plate.sh" --dir "$work/images" --wells 200 --sites 1)
     for ((a = 0; a < 100; a++)); do
-        printf -- '---\napiVersion: plateop.io/v1alpha1\nkind: Analysis\nmetadata: {name: a%d}\nspec: {plateAcquisition: 999999, pipeline: p.cppipe}\n' "$a"
+        printf -- '---\napiVersion: plateop.io/v1alpha1\nkind: Analysis\nmetadata: {name: a%d}\nspec: {plateAcquisition: %s, pipeline: pipeline.cppipe}\n' "$a" "$acq"
     done | kubectl -n "$ns" apply -f - >/dev/null
-    for ((i = 0; i < 20000; i++)); do
-        printf '%s/apis/batch/v1/namespaces/%s/jobs\t{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j%d","labels":{"plateop.io/analysis":"a%d","plateop.io/batch":"b%05d","plateop.io/role":"batch"}},"spec":{"parallelism":0,"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"w","image":"x"}]}}}}\n' \
-            "$PLATEOP_KUBE_SERVER" "$ns" "$i" $((i % 100)) "$i"
+    config "$work/rss.yaml" 8
+    pid=$(controller "$ns" "$work/rss.yaml" "$work/rss-plan.log")
+    running=0
+    for _ in $(seq 1 1200); do
+        running=$(kubectl -n "$ns" get analyses -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cx Running || true)
+        [ "$running" -eq 100 ] && [ -n "$(kubectl -n "$ns" get jobs -o name)" ] && break
+        sleep 0.5
+    done
+    kill "$pid"
+    [ "$running" -eq 100 ] || { echo "bench_controller: $running of 100 Analyses planned" >&2; tail -n 5 "$work/rss-plan.log" >&2; exit 1; }
+    # The model: the real Job less what the API server fills in.
+    kubectl -n "$ns" get jobs -o json | jq -c '.items[0] |
+        del(.status, .metadata.uid, .metadata.resourceVersion, .metadata.creationTimestamp,
+            .metadata.managedFields, .metadata.selfLink, .metadata.generation, .spec.selector,
+            .spec.template.metadata.labels["controller-uid"], .spec.template.metadata.labels["job-name"])' \
+        >"$work/model.json"
+    # One Job per batch ConfigMap, as the controller would make it.
+    kubectl -n "$ns" get configmaps -l plateop.io/role=batch -o json |
+        jq -c --slurpfile m "$work/model.json" --arg ns "$ns" '.items[] | . as $cm |
+            ($cm.metadata.ownerReferences[0].name) as $ana | ($cm.metadata.labels["plateop.io/batch"]) as $b |
+            ($cm.metadata.labels | del(.["plateop.io/state"])) as $l |
+            $m[0] | .metadata.name = $cm.metadata.name |
+            .metadata.labels = $l + {"plateop.io/attempt": "0"} |
+            .metadata.annotations = $cm.metadata.annotations |
+            .metadata.ownerReferences = $cm.metadata.ownerReferences |
+            .spec.parallelism = 0 |
+            .spec.template.metadata.labels = $l + {"plateop.io/analysis-uid": $cm.metadata.ownerReferences[0].uid} |
+            .spec.template.metadata.annotations["plateop.io/analysis-name"] = $ana |
+            .spec.template.spec.volumes |= map(if .configMap then .configMap.name = $cm.metadata.name else . end) |
+            .spec.template.spec.containers[0].env |= map(.value = (
+                {PLATEOP_ANALYSIS: "\($ns)/\($ana)", PLATEOP_BATCH: $b,
+                 PLATEOP_WELLS: $cm.metadata.annotations["plateop.io/wells"],
+                 PLATEOP_INPUT_HASH: $cm.metadata.annotations["plateop.io/input-hash"],
+                 PLATEOP_OUTPUT_DIR: "/plateop-work/\($ns)/\($ana)/batches/\($b)"}[.name] // .value))' |
+        awk -v d="$work" '{ f = d "/rj" NR ".json"; print > f; close(f) }'
+    njobs=$(ls "$work" | grep -c '^rj[0-9]*\.json$' || true)
+    [ "$njobs" -eq 20000 ] || { echo "bench_controller: $njobs batch ConfigMaps, not 20000" >&2; exit 1; }
+    for ((i = 1; i <= njobs; i++)); do
+        printf '%s/apis/batch/v1/namespaces/%s/jobs\t@%s/rj%d.json\n' "$PLATEOP_KUBE_SERVER" "$ns" "$work" "$i"
     done | curl_cfg >"$work/jobs.cfg"
     curl -sS --retry 5 --parallel --parallel-max 32 -K "$work/jobs.cfg" >"$work/codes" 2>/dev/null || true
-    [ "$(grep -c '^201$' "$work/codes")" -eq 20000 ] || {
+    # 409: the one Job the controller made itself.
+    [ "$(grep -cE '^(201|409)$' "$work/codes")" -eq 20000 ] || {
         echo "bench_controller: Job set-up failed; HTTP codes: $(sort "$work/codes" | uniq -c | tr '\n' ' ')" >&2
         exit 1
     }
-    config "$work/rss.yaml" 8
-    pid=$(controller "$ns" "$work/rss.yaml" "$work/rss.log")
-    for _ in $(seq 1 600); do
+    rm -f "$work"/rj*.json
+
+    # A fresh controller: its caches fill with everything at once, then it
+    # reconciles the 100 Running Analyses over them.
+    port=
+    for _ in $(seq 1 50); do
+        p=$((10000 + RANDOM % 22000))
+        ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
+    done
+    "$PLATEOP_BUILD/plateop-controller" --namespace "$ns" --config "$work/rss.yaml" --leader-elect=false \
+        --listen "127.0.0.1:$port" >"$work/rss.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    metric() { curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null | awk -v m="$1" '$1 == m {print $2}'; }
+    for _ in $(seq 1 1200); do
         grep -q 'caches synced' "$work/rss.log" && break
         sleep 0.1
     done
     grep -q '20000 jobs' "$work/rss.log" || { echo "bench_controller: $(grep 'caches synced' "$work/rss.log")" >&2; exit 1; }
-    sleep 10     # every Analysis reconciled (they fail: no such plate) with the caches full
+    for _ in $(seq 1 600); do
+        [ "$(metric plateop_reconciles_total)" -ge 100 ] 2>/dev/null && [ "$(metric plateop_workqueue_depth)" = 0 ] && break
+        sleep 0.1
+    done
+    sleep 5     # periodic resyncs and requeues while the caches stay full
+    echo "# rss: $(metric plateop_reconciles_total) reconciles, $(metric plateop_jobs_created_total) Jobs created," \
+        "$(kubectl -n "$ns" get analyses -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -cx Running) Analyses Running" >&2
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
     kill "$pid"
+    kubectl uncordon "$node" >/dev/null
     bench_print controller_rss_20k_jobs "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')" MB
 fi
