@@ -130,9 +130,10 @@ static int known_batch(struct plan_ctx *p, const struct plan_batch *b, struct er
     id = json_string_value(json_object_get(p->planned, idx));
     if (id && strcmp(id, b->id) != 0)
         return err_set(e, CTL_E_USER,
-                       "images arrived for wells already planned and moved the batch "
-                       "boundaries: batch %s (wells %s-%s) would replace batch %s, planned "
-                       "before; re-create the Analysis to analyse the plate as it is now",
+                       "the batch boundaries moved (images arrived for wells already "
+                       "planned, or spec.batching changed): batch %s (wells %s-%s) would "
+                       "replace batch %s, planned before; re-create the Analysis to analyse "
+                       "the plate as it is now",
                        b->id, b->first_well, b->last_well, id);
     return 0;
 }

@@ -4,7 +4,9 @@
 #    the last well seen and waits); the images of A04 and A05 arrive: A03 and A04 start within
 #    seconds (the images NOTIFY); a late image set of A01 is not added to its batch (Warning
 #    ImagesNotInAnalysis); imaging finishes: A05 runs, the plan becomes final, the merge has
-#    the 5 wells; an Analysis without the opt-in stays Blocked until imaging finishes;
+#    the 5 wells; an Analysis without the opt-in stays Blocked until imaging finishes; a well
+#    imaged out of order, which would move the boundaries of batches already planned, fails
+#    the plan rather than analyse wells twice;
 #  - a well filter off the plate's format (Q05 on a plate imaged as 384 wells) fails the plan
 #    naming the token and its position;
 #  - a batch whose LoadData CSV exceeds what a ConfigMap holds fails the plan as the user's
@@ -18,6 +20,8 @@ ctl_setup early
 imaging=$(ctl_plate --wells 3 --sites 1 --unfinished)   # A01..A03 so far
 later=$(ctl_plate --wells 5 --sites 2)                   # its A04, A05 (site 1) come from here
 waiting=$(ctl_plate --wells 2 --sites 1 --unfinished)
+gappy=$(ctl_plate --wells 6 --sites 1 --unfinished)     # A03 removed: imaged out of order
+idb_sql -c "DELETE FROM images WHERE plate_acquisition_id = $gappy AND well = 'A03'" >/dev/null
 wide=$(ctl_plate --wells 13 --sites 1)                   # A13: a 384-well plate
 # A plate of 96 wells x 9 sites x 5 channels with long paths (rows only: planning reads no
 # file): one batch for the plate has a LoadData CSV of about 2 MB.
@@ -30,7 +34,7 @@ idb_sql -c "INSERT INTO images (plate_acquisition_id, plate_barcode, timepoint, 
             SELECT $big, 'BIG$$', 1, chr(65 + w / 12) || lpad((w % 12 + 1)::text, 2, '0'), s, 0, c,
                    '/images/' || repeat('x', 400) || '/w' || w || '_s' || s || '_c' || c || '.tif'
             FROM generate_series(0, 95) w, generate_series(1, 9) s, generate_series(1, 5) c" >/dev/null
-trap 'ctl_stop; idb_cleanup $imaging $later $waiting $wide $big; ctl_cleanup' EXIT
+trap 'ctl_stop; idb_cleanup $imaging $later $waiting $gappy $wide $big; ctl_cleanup' EXIT
 
 ctl_config "imagedb: {namespace: $CTL_NS}"
 ctl_start
@@ -101,6 +105,20 @@ if ctl_wait_phase waits Succeeded 120; then
 else
     t_fail "without the opt-in it runs once imaging finished, and Succeeded" "$(ctl_explain waits)"
 fi
+
+# A well imaged out of order would move the boundaries of batches already planned.
+ctl_apply gappy "$gappy" "batching: {by: well, size: 2}" "startBeforeAcquisitionFinished: true"
+t_eventually 30 "with A03 missing, wells A01-A02 and A04-A05 start (A06 waits)" \
+    jobs_are gappy "a01-a02 a04-a05" || ctl_explain gappy | sed 's/^/# /'
+idb_sql -c "INSERT INTO images (plate_acquisition_id, plate_barcode, timepoint, well, site, z, channel, path)
+    SELECT $gappy, (SELECT plate_barcode FROM plate_acquisition WHERE id = $gappy),
+           timepoint, well, site, z, channel, path
+    FROM images WHERE plate_acquisition_id = $later AND well = 'A03' AND site = 1" >/dev/null
+ctl_wait_phase gappy Failed 30
+msg=$(ana gappy '{.status.conditions[?(@.type=="Failed")].reason}: {.status.conditions[?(@.type=="Failed")].message}')
+t_check "A03 arriving late would make batch a03-a04 overlap a04-a05: PlanFailed, not wells analysed twice ($msg)" \
+    sh -c 'case "$1" in "PlanFailed: "*"batch boundaries moved"*"a03-a04"*"a04-a05"*) exit 0 ;; esac; exit 1' _ "$msg"
+t_check "no Job for the overlapping batch" jobs_are gappy "a01-a02 a04-a05"
 
 # ---- plans the user must fix -------------------------------------------------------------
 failed_msg() { ana "$1" '{.status.conditions[?(@.type=="Failed")].reason}: {.status.conditions[?(@.type=="Failed")].message}'; }
