@@ -1,10 +1,11 @@
-/* Unit tests for the manifest module: reading manifests whole and without column lists. */
+/* Unit tests for the manifest module: reading manifests whole and without column lists, hashing files. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,11 +94,36 @@ static void test_broken_manifests_name_the_file(void **state)
     assert_int_equal(fileutil_rm_rf(dir, &e), 0);
 }
 
+/* File hashes: the known SHA-256 of "abc", from the current offset on, and a read error. */
+static void test_hash_fd(void **state)
+{
+    char path[] = "/tmp/plateop-hash-XXXXXX", hex[65];
+    struct err e;
+    int fd = mkstemp(path);
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "xabc", 4), 4);
+    assert_int_equal(lseek(fd, 1, SEEK_SET), 1);
+    assert_int_equal(manifest_hash_fd(fd, path, hex, &e), 0);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(manifest_hash_fd(fd, path, hex, &e), 0);  /* at the end: no bytes */
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    close(fd);
+    unlink(path);
+    fd = open("/tmp", O_RDONLY | O_DIRECTORY);
+    assert_int_equal(manifest_hash_fd(fd, "/tmp", hex, &e), -1);
+    assert_string_equal(hex, "");
+    assert_non_null(strstr(e.msg, "read /tmp: Is a directory"));
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_brief_read_drops_only_column_lists),
         cmocka_unit_test(test_broken_manifests_name_the_file),
+        cmocka_unit_test(test_hash_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
