@@ -7,11 +7,12 @@
 #
 # Each sample inserts one analysis (an image_analyses row and one
 # image_sub_analyses row, in one transaction, as the GUI does) while the
-# controller runs, and measures from just before the insert to the
-# controller's log line "creating the batch Job" for it (millisecond
-# timestamps). Samples run one after another, so each is a cold path:
-# NOTIFY, row read, Analysis create, watch, plan from ImageDB, ConfigMap and
-# Job creates. Uses the test bed in the environment (KUBECONFIG, PG*), else
+# controller runs, and measures from just before the insert to the moment a
+# watch of Jobs (tests/tools/watch_events, started before the controller)
+# sees the analysis's first batch Job ADDED: the Job exists, not merely
+# about to be requested. Samples run one after another, so each is a cold
+# path: NOTIFY, row read, Analysis create, watch, plan from ImageDB,
+# ConfigMap and Job creates, and the Job's event back to a watcher. Uses the test bed in the environment (KUBECONFIG, PG*), else
 # starts a private one (tests/testbed.sh) and stops it afterwards.
 #
 # Knobs: IMAGEDB_BENCH_INSERTS (20).
@@ -41,6 +42,8 @@ finish() {
 trap finish EXIT
 # No window: earlier samples' Jobs must not hold back later ones.
 ctl_config "window: 0" "imagedb: {namespace: $CTL_NS}"
+ctl_watch jobs
+sleep 1
 ctl_start
 # The first sample starts once the controller has taken the lead.
 until grep -q '"imagedb sync: leading' "$CTL_DIR/controller.log"; do
@@ -52,11 +55,11 @@ samples=()
 for ((i = 0; i < inserts; i++)); do
     t0=$(idb_now_ms)
     read -r aid sub <<<"$(idb_submit "$acq" "$(idb_meta '"batch_size": 1')")"
-    if ! idb_wait_log "ia-$aid-$sub" "creating the batch Job" 30; then
-        echo "# sample $i: no batch Job for ia-$aid-$sub within 30 s" >&2
+    if ! idb_wait_job_added "ia-$aid-$sub" 30; then
+        echo "# sample $i: no batch Job ADDED for ia-$aid-$sub within 30 s" >&2
         exit 1
     fi
-    samples+=("$(awk -v ms=$(( $(idb_log_ms "ia-$aid-$sub" "creating the batch Job") - t0 )) \
+    samples+=("$(awk -v ms=$(( $(idb_job_added_ms "ia-$aid-$sub") - t0 )) \
         'BEGIN { printf "%.3f\n", ms / 1000 }')")
 done
 echo "# imagedb_to_job samples (s): ${samples[*]}" >&2

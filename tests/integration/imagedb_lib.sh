@@ -15,6 +15,18 @@
 #   idb_wait_log NAME PREFIX SECS  the same, waiting up to SECS for it
 #   idb_cleanup ACQ...             removes the acquisitions' rows and the finalizers
 #                                  of CTL_NS's Analyses (a stopped controller cannot)
+#   idb_event_ms RESOURCE JQ       epoch ms at which the watch of RESOURCE (ctl_watch)
+#                                  first saw an event matching the jq condition JQ
+#                                  (on the event: .type, .object)
+#   idb_job_added_ms NAME          epoch ms at which the watch of jobs saw Analysis
+#                                  NAME's first batch Job ADDED
+#   idb_wait_job_added NAME SECS   the same, waiting up to SECS for it
+#   idb_row_when SUB COND SECS     epoch ms at which sub-analysis SUB's row first met
+#                                  the SQL condition COND, polled every 50 ms
+#   idb_free_port                  a free TCP port on 127.0.0.1 for --listen
+#   idb_metrics PORT FILE          scrapes http://127.0.0.1:PORT/metrics into FILE and
+#                                  checks it parses as Prometheus text
+#   idb_metric FILE SERIES         one series' value from a scrape (see test_promtext)
 #
 # Rows are inserted exactly as the GUI does: one transaction, an image_analyses
 # row, then its image_sub_analyses rows with depends_on_sub_id a JSON list.
@@ -94,4 +106,57 @@ idb_cleanup() {
                         (SELECT channel_map_id FROM plate_acquisition WHERE id = $acq);
                     DELETE FROM plate_acquisition WHERE id = $acq" >/dev/null 2>&1
     done
+}
+
+idb_event_ms() {
+    local t
+    [ -f "$CTL_DIR/$1.events" ] || return 1
+    t=$(jq -Rr '(index("\t")) as $i | .[:$i] as $t | (.[$i + 1:] | fromjson) as $ev
+        | select($ev | '"$2"') | $t' "$CTL_DIR/$1.events" 2>/dev/null | head -n1)
+    [ -n "$t" ] || return 1
+    awk -v t="$t" 'BEGIN { printf "%.0f\n", t * 1000 }'
+}
+
+idb_job_added_ms() {
+    idb_event_ms jobs ".type == \"ADDED\" and .object.metadata.labels[\"plateop.io/role\"] == \"batch\"
+        and .object.metadata.labels[\"plateop.io/analysis\"] == \"$1\""
+}
+
+idb_wait_job_added() {
+    local deadline=$(( $(date +%s) + $2 ))
+    while ! idb_job_added_ms "$1" >/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.1
+    done
+}
+
+idb_row_when() {
+    local deadline=$(( $(date +%s) + $3 ))
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        if [ "$(idb_row "$1" "$2")" = t ]; then
+            idb_now_ms
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# Below the ephemeral range, as hack/cluster.sh picks its ports.
+idb_free_port() {
+    local p i
+    for i in $(seq 1 200); do
+        p=$((10000 + RANDOM % 22000))
+        ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
+    done
+    return 1
+}
+
+idb_metrics() {
+    curl -s --max-time 5 "http://127.0.0.1:$1/metrics" >"$2" &&
+        "$PLATEOP_BUILD/tests/unit/test_promtext" check "$2" >/dev/null
+}
+
+idb_metric() {
+    "$PLATEOP_BUILD/tests/unit/test_promtext" value "$2" "$1"
 }
