@@ -167,6 +167,7 @@ struct idb_image {
     const char *path;
 };
 
+/* Called once per image row; returns 0 to go on, or -1 with e to stop the stream. */
 typedef int (*idb_image_fn)(const struct idb_image *img, void *arg, struct err *e);
 
 /*

@@ -80,6 +80,7 @@ struct idb_event {
     const char *reason;
 };
 
+/* Called once per event; ev and the strings it points to live only during the call. */
 typedef void (*idb_event_fn)(const struct idb_event *ev, void *arg);
 
 struct idb_listener;
