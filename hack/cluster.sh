@@ -19,6 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${PLATEOP_CLUSTER_DIR:-/tmp/plateop-cluster}
+dir=${dir%/}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 etcd_port='' api_port=''   # set by cmd_up; read by kubeconfig and write_env
 
@@ -58,11 +59,11 @@ log_tail() {
 }
 
 stop_all() {
-    local c pid i
+    local c _
     for c in "${components[@]}"; do
         pid_alive "$c" && kill -TERM "$(cat "$dir/run/$c.pid")" 2>/dev/null || true
     done
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         local any=0
         for c in "${components[@]}"; do pid_alive "$c" && any=1; done
         [ $any -eq 0 ] && break
@@ -145,12 +146,12 @@ start() {
     local name=$1
     shift
     printf '%s\n' "$@" >"$dir/run/$name.args"
-    setsid "$@" >>"$dir/log/$name.log" 2>&1 </dev/null &
-    local pid=$! i
+    setsid "$@" >>"$dir/log/$name.log" 2>&1 </dev/null 7>&- &
+    local pid=$! _
     echo "$pid" >"$dir/run/$name.pid"
     # Until the forked shell has exec'd, its command line is still this
     # script's, and pid_alive would call a starting component dead.
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         runs_program "$pid" "$name" && return 0
         [ -d "/proc/$pid" ] || return 0
         sleep 0.05
@@ -160,10 +161,10 @@ start() {
 # wait_healthy NAME URL CURL_ARGS...: polls until the URL answers "ok"
 # (etcd answers {"health":"true"}).
 wait_healthy() {
-    local name=$1 url=$2 i pid rc
+    local name=$1 url=$2 _ pid rc
     shift 2
     pid=$(cat "$dir/run/$name.pid")
-    for i in $(seq 1 240); do
+    for _ in $(seq 1 240); do
         if ! pid_alive "$name" && has_exited "$pid"; then
             rc=0
             wait "$pid" 2>/dev/null || rc=$?
@@ -196,8 +197,20 @@ all_alive() {
     for c in "${components[@]}"; do pid_alive "$c" || return 1; done
 }
 
+# lock: one up or down at a time on a state directory; another is refused
+# (a second up while one starts would otherwise take it for stale and stop
+# it). The lock is fd 7, which the components do not inherit.
+lock() {
+    command -v flock >/dev/null || die "flock not found: run 'make deps' (installs util-linux)"
+    exec 7>"$dir.lock" || die "cannot create $dir.lock"
+    flock -n 7 || die "another '$0 up' or 'down' is at work on $dir; try again once it has ended"
+}
+
 cmd_up() {
     local bindir etcd_data
+    lock
+    # From here on, any failure stops what was started and removes the state.
+    trap 'up_failed $?' EXIT
     if [ -f "$dir/env" ] && all_alive; then
         say "already running in $dir; reusing it"
         return 0
@@ -221,8 +234,6 @@ cmd_up() {
 
     rm -rf "$dir"
     mkdir -p "$dir/run" "$dir/log"
-    # From here on, any failure stops what was started and removes the state.
-    trap 'up_failed $?' EXIT
     # etcd fsyncs on every write; tmpfs keeps that cheap on a developer machine.
     etcd_data=$(mktemp -d "${PLATEOP_ETCD_TMP:-/dev/shm}/plateop-etcd.XXXXXX" 2>/dev/null || mktemp -d)
     echo "$etcd_data" >"$dir/run/etcd.data"
@@ -287,10 +298,10 @@ cmd_up() {
     wait_healthy kube-scheduler "https://127.0.0.1:$sched_port/healthz" -k || exit 1
 
     # Pods need the namespace's default ServiceAccount, which the controller-manager makes.
-    local i
-    for i in $(seq 1 120); do
-        KUBECONFIG="$dir/admin.kubeconfig" kubectl get serviceaccount default -n default >/dev/null 2>&1 && break
-        if [ "$i" -eq 120 ]; then
+    # A deadline, not a count of tries: each kubectl takes a while on a loaded machine.
+    local deadline=$((SECONDS + 30))
+    until KUBECONFIG="$dir/admin.kubeconfig" kubectl get serviceaccount default -n default >/dev/null 2>&1; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
             say "the controller-manager made no default ServiceAccount within 30 s (no pod can be created without it)"
             log_tail kube-controller-manager
             exit 1
@@ -307,6 +318,7 @@ up_failed() {
     say "start failed; stopping what was started"
     stop_all
     cleanup_state
+    rm -f "$dir.lock"
 }
 
 cleanup_state() {
@@ -318,8 +330,10 @@ cleanup_state() {
 
 cmd_down() {
     [ -d "$dir" ] || return 0
+    lock
     stop_all
     cleanup_state
+    rm -f "$dir.lock"
     say "down"
 }
 
@@ -331,12 +345,12 @@ cmd_env() {
 # restart NAME: stops one component and starts it again with the same
 # command line (tests of recovery from an API server restart).
 cmd_restart() {
-    local name=$1 pid i args=()
+    local name=$1 pid _ args=()
     [ -f "$dir/run/$name.args" ] || die "no component $name in $dir"
     if pid_alive "$name"; then
         pid=$(cat "$dir/run/$name.pid")
         kill -TERM "$pid"
-        for i in $(seq 1 100); do pid_alive "$name" || break; sleep 0.1; done
+        for _ in $(seq 1 100); do pid_alive "$name" || break; sleep 0.1; done
         pid_alive "$name" && kill -KILL "$pid"
     fi
     mapfile -t args <"$dir/run/$name.args"

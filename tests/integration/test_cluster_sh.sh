@@ -5,9 +5,10 @@
 # and nothing started; a controller-manager that makes no default
 # ServiceAccount fails the start, with its log, and nothing is left; busy
 # ports are avoided and each port is handed out once; a second `up` reuses
-# the running cluster; a dead component is reported by `check` with its log;
-# `up` after a death starts afresh without leftovers; `down` stops exactly
-# the recorded processes and removes the state. And hack/kube-build.sh: the
+# the running cluster, and one while another up is at work is refused; a
+# dead component is reported by `check` with its log; `up` after a death
+# starts afresh without leftovers; `down` stops exactly the recorded
+# processes and removes the state. And hack/kube-build.sh: the
 # cached binaries are reused without a rebuild, the cache is keyed by the
 # version of the fetched source, and a second build waits for the first.
 set -uo pipefail
@@ -33,8 +34,8 @@ trap cleanup EXIT
 # ours: pids of live processes whose command line names this test's cluster
 # (called from this shell only: a `sh -c` naming $work would find itself).
 ours() { pgrep -f -- "$work/|$etcd_tmp/" | sort -n | tr '\n' ' '; }
-# nothing_left: no process of this cluster, no state directory, no etcd data.
-nothing_left() { [ -z "$(ours)" ] && [ ! -e "$cdir" ] && [ -z "$(ls -A "$etcd_tmp")" ]; }
+# nothing_left: no process of this cluster, no state directory or lock, no etcd data.
+nothing_left() { [ -z "$(ours)" ] && [ ! -e "$cdir" ] && [ ! -e "$cdir.lock" ] && [ -z "$(ls -A "$etcd_tmp")" ]; }
 # recorded: the pids cluster.sh recorded for its components.
 recorded() { cat "$cdir"/run/*.pid 2>/dev/null | sort -n | tr '\n' ' '; }
 # gone PID: exited (a zombie not yet reaped by init counts as exited).
@@ -128,6 +129,19 @@ wait "$kbpid"
 rc=$?
 t_check "once the lock is free it uses the binaries that build made (no second build)" \
     sh -c "[ $rc -eq 0 ] && [ \"\$(cat '$work/kb2.out')\" = '$fake/kube-1.20.12/bin' ] && ! grep -q building '$work/kb2.err'"
+
+# ---- an up or down at work: a second one is refused -------------------------------
+exec 6>"$cdir.lock"
+flock 6
+out=$(cl up 2>&1)
+rc=$?
+if [ $rc -ne 0 ] && grep -q "at work on $cdir" <<<"$out" && [ ! -e "$cdir" ]; then
+    t_ok "up while another up or down holds the cluster's lock is refused, touching nothing"
+else
+    t_fail "up while another up or down holds the cluster's lock is refused, touching nothing" "rc=$rc: $out"
+fi
+exec 6>&-
+rm -f "$cdir.lock"
 
 # ---- no free port: refused, nothing started ----------------------------------
 base=$(free_run 5)
