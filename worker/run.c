@@ -240,10 +240,11 @@ static int check_pipeline(const char *path, char sha[65], struct err *e)
 
 /*
  * The hash a result records and a rerun compares: the controller's hash
- * (image paths, parameters, the pipeline's name) mixed with the bytes of
- * the pipeline file and of the LoadData CSV, since either may be edited in
- * place under the same path and the same controller hash. Empty when the
- * controller gave no hash: then nothing is reused.
+ * (of its plan: image paths, parameters, the pipeline as it saw it) mixed
+ * with the bytes of the pipeline file and of the LoadData CSV as this run
+ * reads them, since either may be edited in place under the same path
+ * after the controller hashed its view. Empty when the controller gave no
+ * hash: then nothing is reused.
  */
 static int inputs_hash(const struct run_opts *o, const char *pipeline_sha, const char *data_sha,
                        struct strbuf *out, struct err *e)
