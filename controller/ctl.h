@@ -67,8 +67,9 @@ int ctl_reconcile(struct ctl *c, const char *key, double *requeue_s, struct err 
 /*
  * Plans the Analysis from ImageDB and creates one ConfigMap per batch
  * (each holding its LoadData CSV), concurrently and idempotently. Fills
- * *summary (a JSON object: imageSets, incompleteImageSets, wells, batches)
- * and *incomplete (a short description of left-out image sets, or NULL).
+ * *summary (a JSON object: imageSets, incompleteImageSets, wells, batches,
+ * and final: false while the plate is still being imaged and the plan holds
+ * only the batches of wells already complete) and *incomplete (a short description of left-out image sets, or NULL).
  * Returns 0; 1 when the plate is still being imaged and the Analysis must
  * wait (e holds the reason); -1 with e: e->code CTL_E_USER for a problem
  * in the spec or the data that retrying cannot fix, otherwise transient.

@@ -16,6 +16,8 @@ pkgs=(
     postgresql postgresql-client
     # node agent, tests and benchmarks (patchelf: hack/bundle.sh, checked by test_images)
     util-linux procps iproute2 time jq patchelf
+    # benchmarks: the CSV reader measured against Debian's libcsv
+    libcsv-dev
 )
 command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 
