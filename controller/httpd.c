@@ -61,7 +61,7 @@ static const struct {
       offsetof(struct ctl_metrics, reconciles) },
     { "plateop_reconcile_errors_total", "Reconciles that failed and were queued again.",
       FROM_CTL, offsetof(struct ctl_metrics, reconcile_errors) },
-    { "plateop_jobs_created_total", "Batch Job creations requested.", FROM_CTL,
+    { "plateop_jobs_created_total", "Batch Jobs created (creates answered AlreadyExists not counted).", FROM_CTL,
       offsetof(struct ctl_metrics, jobs_created) },
     { "plateop_configmaps_created_total", "Batch ConfigMap creations requested.", FROM_CTL,
       offsetof(struct ctl_metrics, configmaps_created) },

@@ -636,6 +636,7 @@ static int create_jobs(struct ctl *c, const struct ana *a, struct observed *o, i
     json_t **bodies = NULL;
     size_t i;
     int k = 0, rc = 0;
+    long made = 0;
     char key[300];
 
     if (n <= 0)
@@ -672,8 +673,9 @@ static int create_jobs(struct ctl *c, const struct ana *a, struct observed *o, i
         o->counts[B_WAITING]++;
         k++;
     }
-    rc = ctl_run_requests(kb, "create batch Jobs", NULL, e);
-    atomic_fetch_add(&c->metrics.jobs_created, k);
+    /* Only Jobs the API server made count: a create answered 409 made nothing. */
+    rc = ctl_run_requests(kb, "create batch Jobs", &made, e);
+    atomic_fetch_add(&c->metrics.jobs_created, made);
 out:
     for (i = 0; bodies && i < (size_t)n; i++)
         json_decref(bodies[i]);
@@ -747,12 +749,20 @@ static int retry_oom(struct ctl *c, const struct ana *a, struct observed *o, str
     return 0;
 }
 
-/* The memory each batch ran with where it was raised after an OOM kill. */
-static json_t *batch_memory(const struct observed *o)
+/*
+ * The memory each batch ran with where it was raised after an OOM kill.
+ * Entries already in the status are kept: a succeeded retry Job, and with
+ * it the annotation, goes when its TTL runs out.
+ */
+static json_t *batch_memory(const struct ana *a, const struct observed *o)
 {
-    json_t *m = json_object();
+    json_t *m = json_deep_copy(json_object_get(a->status, "batchMemory"));
     size_t i;
 
+    if (!json_is_object(m)) {
+        json_decref(m);
+        m = json_object();
+    }
     for (i = 0; i < o->n; i++) {
         if (o->b[i].memory)
             json_object_set_new(m, o->b[i].id, json_string(o->b[i].memory));
@@ -1128,7 +1138,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         }
     }
     set = json_pack("{s:o,s:o,s:o}", "batches", batch_counts(&o, total), "failedBatches",
-                    failed_list(&o), "batchMemory", batch_memory(&o));
+                    failed_list(&o), "batchMemory", batch_memory(a, &o));
 
     if (o.counts[B_FAILED] > a->max_failed) {
         window_release(c->window, key);

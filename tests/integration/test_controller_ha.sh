@@ -95,9 +95,9 @@ added=$(awk -F'\t' '$1 == "ADDED" && $3 == "batch"' "$CTL_DIR/jobs.watch" | cut 
 twice=$(cat "$CTL_DIR/controller.log" "$CTL_DIR/replica-b.log" |
     jq -Rr 'fromjson? | select(.msg | startswith("creating the batch Job")) | "\(.analysis) \(.batch)"' |
     sort | uniq -d | tr '\n' ' ')
-t_check "no Job create was sent twice: the leaders requested $created_a + $created_b <= $added Jobs seen ADDED" \
+t_check "no Job was created twice: the leaders created $created_a + $created_b <= $added Jobs seen ADDED" \
     awk -v a="$created_a" -v b="$created_b" -v n="$added" -v twice="$twice" \
-        'BEGIN { if (twice != "") print "created twice: " twice; exit !(a > 0 && b > 0 && a + b <= n) }'
+        'BEGIN { if (twice != "") print "creates sent twice (answered AlreadyExists): " twice; exit !(a > 0 && b > 0 && a + b <= n) }'
 gui_added=$(cut -f2- "$CTL_DIR/analyses.events" |
     jq -r --arg s "$gui_sub" 'select(.type == "ADDED" and .object.metadata.labels["plateop.io/imagedb-sub-analysis"] == $s) | .object.metadata.name' | wc -l)
 t_check "exactly one Analysis was created for the GUI row (ADDED $gui_added time(s))" test "$gui_added" -eq 1

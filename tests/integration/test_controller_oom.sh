@@ -39,7 +39,7 @@ else
     t_fail "past spec.memory.max the batch fails" "$(ctl_explain capped)"
 fi
 t_check "the failure says OOMKilled at the ceiling" \
-    sh -c "kubectl -n '$CTL_NS' get analysis capped -o jsonpath='{.status.failedBatches[0].reason} {.status.failedBatches[0].message}' | tee /dev/stderr | grep -q '^OOMKilled .*already at the memory ceiling 96Mi'"
+    sh -c "kubectl -n '$CTL_NS' get analysis capped -o jsonpath='{range .status.failedBatches[*]}{.reason} {.message}{\"\\n\"}{end}' | tee /dev/stderr | grep -q '^OOMKilled .*already at the memory ceiling 96Mi'"
 if ctl_wait_phase defaults Succeeded 300; then
     t_ok "with no memory settings and default retries, OOMKilled batches are retried with more memory and succeed"
 else
