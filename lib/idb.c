@@ -16,7 +16,6 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 2000
-#define FETCH_ROWS "20000"
 
 struct idb {
     PGconn *conn;
@@ -610,17 +609,15 @@ static const char sql_timepoints[] =
     " FROM t WHERE t.tp IS NOT NULL)"
     " SELECT count(tp), min(tp) FROM t";
 
-static const char sql_cursor_one_tp[] =
-    "DECLARE plateop_images NO SCROLL CURSOR FOR"
-    " SELECT id, timepoint, well, site, z, channel, path FROM images"
+static const char sql_images_one_tp[] =
+    "SELECT id, timepoint, well, site, z, channel, path FROM images"
     " WHERE plate_acquisition_id = $1::integer AND timepoint = $2::integer"
-    " ORDER BY well, site, z, channel, id";
+    " ORDER BY well, site, z, channel";
 
-static const char sql_cursor_any_tp[] =
-    "DECLARE plateop_images NO SCROLL CURSOR FOR"
-    " SELECT id, timepoint, well, site, z, channel, path FROM images"
+static const char sql_images_any_tp[] =
+    "SELECT id, timepoint, well, site, z, channel, path FROM images"
     " WHERE plate_acquisition_id = $1::integer"
-    " ORDER BY well, timepoint, site, z, channel, id";
+    " ORDER BY well, timepoint, site, z, channel";
 
 static int deliver(struct img_ctx *c, PGresult *r, struct err *e)
 {
@@ -646,6 +643,48 @@ static int deliver(struct img_ctx *c, PGresult *r, struct err *e)
     return 0;
 }
 
+/*
+ * Runs the query in single-row mode: the server sends rows as its index scan
+ * finds them and fn plans each as it comes, so the two overlap and memory
+ * holds one row. A failure in fn cancels the query; either way the
+ * connection is drained before returning.
+ */
+static int stream_rows(struct idb *db, struct img_ctx *c, const char *sql, int nparams,
+                       const char *const *params, int *repeatable, struct err *e)
+{
+    PGresult *r;
+    int rc = 0;
+
+    if (!PQsendQueryParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0) ||
+        !PQsetSingleRowMode(db->conn))
+        return pq_error(e, connected(db) ? IDB_ERR_QUERY : IDB_ERR_CONNECT, "read images",
+                        PQerrorMessage(db->conn));
+    while ((r = PQgetResult(db->conn))) {
+        ExecStatusType st = PQresultStatus(r);
+
+        if (rc == 0 && st == PGRES_SINGLE_TUPLE) {
+            if (c->count > 0)
+                *repeatable = 0;
+            if (deliver(c, r, e) < 0) {
+                PGcancel *cancel = PQgetCancel(db->conn);
+                char why[256];
+
+                *repeatable = 0;
+                rc = -1;
+                if (cancel) {
+                    PQcancel(cancel, why, sizeof(why));
+                    PQfreeCancel(cancel);
+                }
+            }
+        } else if (rc == 0 && st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
+            rc = pq_error(e, connected(db) ? IDB_ERR_QUERY : IDB_ERR_CONNECT, "read images",
+                          PQresultErrorMessage(r));
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
 static int images_op(struct idb *db, void *vctx, int *repeatable, struct err *e)
 {
     struct img_ctx *c = vctx;
@@ -668,28 +707,8 @@ static int images_op(struct idb *db, void *vctx, int *repeatable, struct err *e)
         rc = 0;
         goto out;
     }
-    if (run_cmd(db, "read images", ntp == 1 ? sql_cursor_one_tp : sql_cursor_any_tp,
-                ntp == 1 ? 2 : 1, params, e) < 0)
-        goto out;
-    for (;;) {
-        r = run(db, "read images", "FETCH FORWARD " FETCH_ROWS " FROM plateop_images", 0,
-                NULL, PGRES_TUPLES_OK, e);
-        if (!r)
-            goto out;
-        if (PQntuples(r) == 0) {
-            PQclear(r);
-            break;
-        }
-        if (c->count > 0)
-            *repeatable = 0;
-        if (deliver(c, r, e) < 0) {
-            *repeatable = 0;
-            PQclear(r);
-            goto out;
-        }
-        PQclear(r);
-    }
-    rc = 0;
+    rc = stream_rows(db, c, ntp == 1 ? sql_images_one_tp : sql_images_any_tp, ntp == 1 ? 2 : 1,
+                     params, repeatable, e);
 out:
     /* Read-only: ending with ROLLBACK is the same as COMMIT and also ends a failed one. */
     rollback(db);

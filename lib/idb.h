@@ -172,9 +172,13 @@ typedef int (*idb_image_fn)(const struct idb_image *img, void *arg, struct err *
 
 /*
  * Streams the images of a plate acquisition to fn in the order (well,
- * timepoint, site, z, channel, id), the order plan_add() wants. Rows come
- * through a server-side cursor in chunks of 20,000, so memory stays small
- * whatever the plate's size. When the acquisition has one timepoint (the
+ * timepoint, site, z, channel), the order plan_add() wants. Images that
+ * tie on all of these (duplicates) come in no set order: the planner
+ * rejects their image set whichever comes first, so the plan stays the
+ * same, and the server need not sort within the index order. Rows come
+ * one at a time (libpq's single-row mode) as the server sends them, so
+ * memory stays small whatever the plate's size and the caller's work
+ * overlaps the server's scan; fn returning -1 cancels the query. When the acquisition has one timepoint (the
  * usual case) the order comes straight from the images_acq_idx index;
  * otherwise the server sorts. fn returns 0, or -1 with e set to stop.
  * *count (may be NULL) receives the rows delivered. Returns 0 or -1.

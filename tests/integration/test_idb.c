@@ -27,6 +27,7 @@
 #include "csv.h"
 #include "filter.h"
 #include "idb.h"
+#include "monotime.h"
 #include "idbfix.h"
 #include "loaddata.h"
 #include "plan.h"
@@ -429,6 +430,36 @@ static void test_generated_384_plate_end_to_end(void **state)
     }
     free(rv);
     free(again);
+}
+
+/* Stops the stream at the 1,000th image with an error of its own. */
+static int stop_at_1000(const struct idb_image *img, void *arg, struct err *e)
+{
+    size_t *seen = arg;
+
+    (void)img;
+    if (++*seen == 1000)
+        return err_set(e, 4242, "enough images");
+    return 0;
+}
+
+static void test_a_callback_error_stops_the_stream(void **state)
+{
+    struct idb_acquisition acq;
+    size_t seen = 0, count = 0;
+    struct err e;
+    double t0;
+
+    (void)state;
+    t0 = monotime_now();
+    assert_int_equal(idb_images_stream(db, acq_a, stop_at_1000, &seen, &count, &e), -1);
+    assert_int_equal(e.code, 4242);
+    assert_string_equal(e.msg, "enough images");
+    assert_int_equal(seen, 1000);
+    /* The rest of the 17,280 rows was cancelled, not read, and the connection is usable. */
+    assert_int_equal(idb_acquisition_get(db, acq_a, &acq, &e), 0);
+    idb_acquisition_release(&acq);
+    assert_true(monotime_now() - t0 < 5.0);
 }
 
 static void test_missing_and_stray_channels(void **state)
@@ -988,6 +1019,7 @@ int main(void)
         cmocka_unit_test(test_password_file),
         cmocka_unit_test(test_read_acquisition_and_channel_map),
         cmocka_unit_test(test_generated_384_plate_end_to_end),
+        cmocka_unit_test(test_a_callback_error_stops_the_stream),
         cmocka_unit_test(test_missing_and_stray_channels),
         cmocka_unit_test(test_filters_across_a_row_boundary),
         cmocka_unit_test(test_timepoints_stay_with_their_well),
