@@ -172,14 +172,9 @@ claim_dir() {
     : >"$log"
 }
 
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((10000 + RANDOM % 22000))
-        ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# Free ports as the test bed picks them: pick_port VAR (a failure goes through fail).
+. "$here/ports.sh"
+die() { fail "$*"; }
 
 start_infrastructure() {
     local cache=${PLATEOP_CACHE:-/var/cache/plateop}
@@ -291,7 +286,7 @@ imagedb:
   namespace: $ns
   pollSeconds: 60
 EOF
-    port=$(free_port) || fail "no free TCP port on 127.0.0.1 for the controller's status server"
+    pick_port port
     setsid "$build/plateop-controller" --kubeconfig "$ctl/kubeconfig" --namespace "$ns" \
         --imagedb "$PLATEOP_IMAGEDB_URI" --imagedb-password-file "$PLATEOP_IMAGEDB_PASSWORD_FILE" \
         --config "$ctl/config.yaml" --listen "127.0.0.1:$port" \

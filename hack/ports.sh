@@ -3,7 +3,8 @@
 # hack/cluster.sh and hack/imagedb.sh (which define say and die).
 #
 #   pick_port VAR   sets VAR to a port nothing listens on and that this shell
-#                   has not handed out before; dies when none is found.
+#                   has not handed out before; dies when none is found. VAR must
+#                   not be one of pick_port's own locals (lo, hi, p, k, ...).
 #
 # pick_port runs in the calling shell, never in $(...): the ports it hands out
 # are remembered there, so ports picked before anything binds never repeat.

@@ -19,6 +19,8 @@
 set -euo pipefail
 
 . "$PLATEOP_ROOT/tests/bench/lib.sh"
+. "$PLATEOP_ROOT/hack/ports.sh"
+die() { echo "bench_controller: $*" >&2; exit 1; }
 want_create=0 want_latency=0 want_rss=0
 bench_want controller_create_rate curl_create_rate_jobs_cms controller_create_ratio_vs_curl &&
     want_create=1
@@ -280,11 +282,7 @@ if [ $want_rss -eq 1 ]; then
 
     # A fresh controller: its caches fill with everything at once, then it
     # reconciles the 100 Running Analyses over them.
-    port=
-    for _ in $(seq 1 50); do
-        p=$((10000 + RANDOM % 22000))
-        ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
-    done
+    pick_port port
     "$PLATEOP_BUILD/plateop-controller" --namespace "$ns" --config "$work/rss.yaml" --leader-elect=false \
         --listen "127.0.0.1:$port" >"$work/rss.log" 2>&1 &
     pid=$!

@@ -27,6 +27,10 @@
 # the work directory bind-mounted at /plateop-work and the images at their
 # real path, exactly as a cluster would mount them.
 
+# Free ports as the test bed picks them (pick_port VAR); a test stops when none is free.
+. "$PLATEOP_ROOT/hack/ports.sh"
+declare -F die >/dev/null || die() { echo "# $*" >&2; exit 1; }
+
 CTL_WORKER_ENV=()
 
 ctl_setup() {
@@ -146,13 +150,9 @@ ctl_cleanup() {
 }
 
 ctl_listen() {
-    local p
-    CTL_LISTEN=
-    for _ in $(seq 1 50); do
-        p=$((10000 + RANDOM % 22000))
-        ss -Htln "sport = :$p" | grep -q . || { CTL_LISTEN="127.0.0.1:$p"; return 0; }
-    done
-    return 1
+    local listen_port
+    pick_port listen_port
+    CTL_LISTEN="127.0.0.1:$listen_port"
 }
 
 ctl_metric() {

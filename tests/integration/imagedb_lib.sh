@@ -23,7 +23,6 @@
 #   idb_wait_job_added NAME SECS   the same, waiting up to SECS for it
 #   idb_row_when SUB COND SECS     epoch ms at which sub-analysis SUB's row first met
 #                                  the SQL condition COND, polled every 50 ms
-#   idb_free_port                  a free TCP port on 127.0.0.1 for --listen
 #   idb_metrics PORT FILE          scrapes http://127.0.0.1:PORT/metrics into FILE and
 #                                  checks it parses as Prometheus text
 #   idb_metric FILE SERIES         one series' value from a scrape (see test_promtext)
@@ -138,16 +137,6 @@ idb_row_when() {
             return 0
         fi
         sleep 0.05
-    done
-    return 1
-}
-
-# Below the ephemeral range, as hack/cluster.sh picks its ports.
-idb_free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((10000 + RANDOM % 22000))
-        ss -Htln "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return 0; }
     done
     return 1
 }

@@ -23,9 +23,8 @@ ctl_watch jobs
 ctl_watch analyses
 sleep 1
 holder() { kubectl -n "$CTL_NS" get lease plateop-controller -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
-port_a=$(idb_free_port)
-port_b=$(idb_free_port)
-while [ "$port_b" = "$port_a" ]; do port_b=$(idb_free_port); done
+pick_port port_a
+pick_port port_b
 
 ctl_start --leader-elect=true --lease-namespace "$CTL_NS" --id replica-a --listen "127.0.0.1:$port_a"
 pid_a=$CTL_PID

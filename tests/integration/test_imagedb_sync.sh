@@ -36,7 +36,7 @@ ctl_config "imagedb: {namespace: $CTL_NS, workerImages: {\"4.2.5\": plateop/work
 ctl_watch jobs
 ctl_watch analyses
 sleep 1
-port=$(idb_free_port)
+pick_port port
 
 name_of() { echo "ia-$1-$2"; }
 ana() { kubectl -n "$CTL_NS" get analysis "$1" -o jsonpath="$2" 2>/dev/null; }

@@ -219,11 +219,7 @@ t_eventually 30 "the binding is in force" \
 
 acq=$(ctl_plate --wells 4 --sites 2)
 ctl_config
-port=
-for _ in $(seq 1 50); do
-    p=$((10000 + RANDOM % 22000))
-    ss -Htln "sport = :$p" | grep -q . || { port=$p; break; }
-done
+pick_port port
 KUBECONFIG="$kc" ctl_start --kubeconfig "$kc" --leader-elect=true --lease-namespace "$sys" \
     --id plateop-manifests-test --listen "127.0.0.1:$port"
 ctl_apply rbac "$acq" "batching: {by: well, size: 2}"
