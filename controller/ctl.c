@@ -3,17 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
-
-static double monotonic_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "monotime.h"
 
 void ctl_enqueue(struct ctl *c, const char *key)
 {
@@ -26,7 +18,7 @@ void ctl_enqueue(struct ctl *c, const char *key)
 void ctl_planned(struct ctl *c, const char *uid)
 {
     pthread_mutex_lock(&c->planned_lock);
-    json_object_set_new(c->planned, uid, json_real(monotonic_s()));
+    json_object_set_new(c->planned, uid, json_real(monotime_now()));
     pthread_mutex_unlock(&c->planned_lock);
 }
 
@@ -37,7 +29,7 @@ int ctl_recently_planned(struct ctl *c, const char *uid)
     pthread_mutex_lock(&c->planned_lock);
     t = json_real_value(json_object_get(c->planned, uid));
     pthread_mutex_unlock(&c->planned_lock);
-    return t > 0 && monotonic_s() - t < 30;
+    return t > 0 && monotime_now() - t < 30;
 }
 
 /* Our pods in ns that have not finished: they hold quota whatever its status says. */

@@ -1,11 +1,11 @@
 /* window: the cross-Analysis batch window and per-namespace quota shares; see window.h. */
 #include "window.h"
+#include "monotime.h"
 
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* How long a grant counts while the caches do not show its Jobs (a failed create). */
 #define GRANT_TTL_S 30.0
@@ -32,14 +32,6 @@ struct window {
     struct entry *e;
     size_t n, cap;
 };
-
-static double monotonic_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 struct window *window_new(int size)
 {
@@ -216,7 +208,7 @@ int window_acquire(struct window *w, const struct window_claim *c)
 {
     struct entry *en;
     int *grants = NULL, again, grant = 0;
-    double now = monotonic_s();
+    double now = monotime_now();
 
     if (c->want <= 0 && c->waiting <= 0) {
         window_release(w, c->key);
@@ -281,7 +273,7 @@ void window_wake(struct window *w, void (*fn)(const char *key, void *ud), void *
     waiting = calloc(w->n, sizeof(*waiting));
     keys = calloc(w->n, sizeof(*keys));
     grants = calloc(w->n, sizeof(*grants));
-    if (!waiting || !keys || !grants || simulate(w, monotonic_s(), grants) < 0)
+    if (!waiting || !keys || !grants || simulate(w, monotime_now(), grants) < 0)
         goto unlock;
     for (i = 0; i < w->n; i++) {
         if (grants[i] > 0)
@@ -308,7 +300,7 @@ int window_used(struct window *w)
     int n;
 
     pthread_mutex_lock(&w->lock);
-    n = used(w, monotonic_s());
+    n = used(w, monotime_now());
     pthread_mutex_unlock(&w->lock);
     return n;
 }

@@ -1,5 +1,6 @@
 /* proc: run a child in its own process group with a deadline; see proc.h. */
 #include "proc.h"
+#include "monotime.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,14 +22,6 @@ static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* In the child: never returns. Reports exec's errno through errfd. */
@@ -136,7 +129,7 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, struct err *
 {
     struct sigaction sa, old_term, old_int;
     struct lines *lines = NULL;
-    double t0 = now_s(), grace = spec->kill_grace_s > 0 ? spec->kill_grace_s : 5.0;
+    double t0 = monotime_now(), grace = spec->kill_grace_s > 0 ? spec->kill_grace_s : 5.0;
     double kill_at = 0, drain_until = 0;
     int fd = -1, reaped = 0, eof = 0, rc = -1;
     pid_t pid;
@@ -156,9 +149,9 @@ int proc_run(const struct proc_spec *spec, struct proc_result *res, struct err *
     pid = start(spec, &fd, e);
     if (pid < 0)
         goto out;
-    while (!(reaped && (eof || now_s() >= drain_until))) {
+    while (!(reaped && (eof || monotime_now() >= drain_until))) {
         struct pollfd pfd = { fd, POLLIN, 0 };
-        double now = now_s();
+        double now = monotime_now();
         int status;
 
         if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {

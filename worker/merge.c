@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "asyncwrite.h"
@@ -17,6 +16,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "monotime.h"
 #include "run.h"
 #include "strbuf.h"
 
@@ -957,14 +957,6 @@ static int copy_extras(const struct merge *m, const char *tmp, struct err *e)
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Creates the parent of dest if needed, then a temporary directory beside it. */
 static int make_tmp(const char *dest, struct strbuf *tmp, struct err *e)
 {
@@ -987,7 +979,7 @@ int merge_batches(const struct merge_opts *o, struct err *e)
     struct merge m = { .o = o, .ctx = { o->analysis, NULL, NULL } };
     struct strbuf tmp = STRBUF_INIT;
     json_t *tables = json_array(), *root = NULL;
-    double t0 = now_s();
+    double t0 = monotime_now();
     size_t i;
     int rc = WORKER_BAD_INPUT;
 
@@ -1017,14 +1009,14 @@ int merge_batches(const struct merge_opts *o, struct err *e)
     }
     root = json_pack("{s:s?, s:o, s:O, s:O, s:f}", "analysis", o->analysis,
                      "batches", batches_json(&m), "failed_batches", m.failed,
-                     "tables", tables, "duration_s", now_s() - t0);
+                     "tables", tables, "duration_s", monotime_now() - t0);
     if (!root) {
         err_set(e, ENOMEM, "out of memory");
         goto out;
     }
     if (manifest_write(tmp.buf, "merge", root, e) < 0 || fileutil_replace_dir(tmp.buf, o->dest, e) < 0)
         goto out;
-    log_info(&m.ctx, "merge done in %.1f s: %s", now_s() - t0, o->dest);
+    log_info(&m.ctx, "merge done in %.1f s: %s", monotime_now() - t0, o->dest);
     rc = WORKER_OK;
 out:
     if (rc != WORKER_OK && tmp.len) {

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -16,20 +15,13 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "monotime.h"
 #include "proc.h"
 #include "strbuf.h"
 
 #define TAIL_LINES 10
 #define TAIL_LINE_MAX 300
 #define MISSING_LISTED 5
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---- input checks ---- */
 
@@ -583,7 +575,7 @@ static int finish_outputs(const struct run_opts *o, const char *tmp, const char 
                      "input_hash", in->hash.buf, "pipeline_sha256", in->pipeline_sha,
                      "data_file_sha256", in->data_sha,
                      "image_sets", (json_int_t)in->image_sets, "image_count", (json_int_t)image_max,
-                     "cellprofiler_s", cp_s, "duration_s", now_s() - t0, "tables", tables);
+                     "cellprofiler_s", cp_s, "duration_s", monotime_now() - t0, "tables", tables);
     if (!root) {
         err_set(e, ENOMEM, "out of memory");
         goto out;
@@ -604,7 +596,7 @@ int run_batch(const struct run_opts *o, struct err *e)
     struct inputs in = { .hash = STRBUF_INIT };
     const char *batch = o->batch;
     struct log_ctx ctx;
-    double t0 = now_s(), t1;
+    double t0 = monotime_now(), t1;
     int rc = WORKER_BAD_INPUT;
     char *slash;
 
@@ -639,12 +631,12 @@ int run_batch(const struct run_opts *o, struct err *e)
         goto out;
     log_info(&ctx, "inputs checked: %llu image sets; output in %s",
              (unsigned long long)in.image_sets, tmp.buf);
-    t1 = now_s();
+    t1 = monotime_now();
     rc = run_cellprofiler(o, tmp.buf, &ctx, e);
     if (rc == WORKER_OK)
-        rc = finish_outputs(o, tmp.buf, batch, &in, t0, now_s() - t1, e);
+        rc = finish_outputs(o, tmp.buf, batch, &in, t0, monotime_now() - t1, e);
     if (rc == WORKER_OK)
-        log_info(&ctx, "batch done in %.1f s: %s", now_s() - t0, o->output_dir);
+        log_info(&ctx, "batch done in %.1f s: %s", monotime_now() - t0, o->output_dir);
 out:
     if (rc != WORKER_OK && tmp.len) {
         struct err re;

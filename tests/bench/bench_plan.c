@@ -27,6 +27,7 @@
 #include "idb.h"
 #include "idbfix.h"
 #include "loaddata.h"
+#include "monotime.h"
 #include "plan.h"
 #include "strbuf.h"
 
@@ -34,14 +35,6 @@ static const char *const dyes[] = { "HOECHST", "SYTO", "CONCAVALIN", "PHALLOIDIN
 static const struct plan_channel map5[] = {
     { 1, "HOECHST" }, { 2, "SYTO" }, { 3, "CONCAVALIN" }, { 4, "PHALLOIDIN" }, { 5, "MITO" },
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -124,7 +117,7 @@ static int cmd_db(long long acq)
     struct err e;
     double t0, t;
 
-    t0 = now_s();
+    t0 = monotime_now();
     db = idb_open(NULL, &e);
     if (!db)
         return die("open", &e);
@@ -133,7 +126,7 @@ static int cmd_db(long long acq)
         return die("acqplan_open", &e);
     if (acqplan_run(ap, &o, count_batch, &c, &e) < 0)
         return die("acqplan_run", &e);
-    t = now_s() - t0;
+    t = monotime_now() - t0;
     getrusage(RUSAGE_SELF, &ru);
     printf("%.3f %ld %zu %zu %zu\n", t, ru.ru_maxrss, c.batches, c.sets,
            acqplan_summary(ap)->images_read);
@@ -173,7 +166,7 @@ static int cmd_only(size_t n, int reps)
         reps = 32;
     for (rep = 0; rep < reps; rep++) {
         memset(&c, 0, sizeof(c));
-        t[rep] = now_s();
+        t[rep] = monotime_now();
         p = plan_new(&o, map5, 5, count_batch, &c, &e);
         if (!p)
             return die("plan_new", &e);
@@ -192,7 +185,7 @@ static int cmd_only(size_t n, int reps)
         if (plan_finish(p, &e) < 0)
             return die("plan_finish", &e);
         plan_free(p);
-        t[rep] = now_s() - t[rep];
+        t[rep] = monotime_now() - t[rep];
     }
     printf("%.4f %zu %zu\n", median(t, reps), c.batches, c.sets);
     free(ring);
@@ -232,7 +225,7 @@ static int cmd_loaddata(int reps)
         reps = 32;
     for (k = 0; k < reps; k++) {
         strbuf_reset(&sb);
-        t[k] = now_s();
+        t[k] = monotime_now();
         p = plan_new(&o, map5, 5, render_batch, &sb, &e);
         for (i = 0; i < 384 * 9 * 5; i++)
             if (plan_add(p, &img[i], &e) < 0)
@@ -240,7 +233,7 @@ static int cmd_loaddata(int reps)
         if (plan_finish(p, &e) < 0)
             return die("plan_finish", &e);
         plan_free(p);
-        t[k] = now_s() - t[k];
+        t[k] = monotime_now() - t[k];
         bytes = sb.len;
     }
     printf("%.4f %zu\n", median(t, reps), bytes);

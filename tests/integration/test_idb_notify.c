@@ -23,6 +23,7 @@
 #include "idb.h"
 #include "idb_notify.h"
 #include "idbfix.h"
+#include "monotime.h"
 #include "strbuf.h"
 
 static PGconn *fx;
@@ -95,14 +96,6 @@ static int teardown(void **state)
     exec_ok("DROP SCHEMA IF EXISTS %s CASCADE", empty_schema);
     PQfinish(fx);
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void test_migration_adds_once_and_says_what(void **state)
@@ -209,13 +202,13 @@ static void on_event(const struct idb_event *ev, void *arg)
 static double loop_until(struct idb_listener *l, struct events *s, int (*cond)(struct events *),
                          double secs)
 {
-    double start = now_s();
+    double start = monotime_now();
     struct pollfd p;
     struct err e;
     int t;
 
     while (!cond(s)) {
-        if (now_s() - start > secs)
+        if (monotime_now() - start > secs)
             return -1;
         p.fd = idb_listener_fd(l);
         p.events = POLLIN;
@@ -224,7 +217,7 @@ static double loop_until(struct idb_listener *l, struct events *s, int (*cond)(s
         poll(&p, p.fd >= 0 ? 1 : 0, t > 50 ? 50 : t);
         assert_int_equal(idb_listener_service(l, on_event, s, &e), 0);
     }
-    return now_s() - start;
+    return monotime_now() - start;
 }
 
 static long long want_id;
@@ -306,11 +299,11 @@ static void test_notify_arrives_within_100ms(void **state)
     assert_true(idb_listener_fd(l) >= 0);
     assert_true(loop_until(l, &s, got_connected, 5) >= 0);
     for (i = 0; i < 7; i++) {
-        t0 = now_s();
+        t0 = monotime_now();
         want_id = insert_analysis();
         assert_true(want_id > 0);
         assert_true(loop_until(l, &s, got_analysis, 2) >= 0);
-        lat[i] = now_s() - t0;
+        lat[i] = monotime_now() - t0;
     }
     qsort(lat, 7, sizeof(lat[0]), cmp_double);
     printf("# insert to notification: median %.1f ms, max %.1f ms\n", lat[3] * 1e3, lat[6] * 1e3);

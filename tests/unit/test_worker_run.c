@@ -22,6 +22,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "monotime.h"
 #include "workerfix.h"
 
 /*
@@ -230,14 +231,6 @@ static void test_inputs_edited_in_place_rerun(void **state)
     strbuf_release(&text);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Live (not zombie) processes whose process group is pgid. */
 static int group_alive(long pgid)
 {
@@ -279,12 +272,12 @@ static void test_timeout_kills_the_process_group(void **state)
     const char *env[] = { "PLATEOP_STANDIN_MODE=hang-group", NULL };
     const char *args[] = { "--timeout", "1", "--kill-grace", "1", NULL };
     struct wfix *f = *state;
-    double t0 = now_s(), elapsed;
+    double t0 = monotime_now(), elapsed;
     long pgid = 0, pid = 0, child = 0;
     const char *p;
 
     expect_failure(f, "C03", env, args, WORKER_TIMEOUT, "ran past the 1 s timeout");
-    elapsed = now_s() - t0;
+    elapsed = monotime_now() - t0;
     p = strstr(f->out.buf, "stand-in: group ");
     assert_non_null(p);
     assert_int_equal(sscanf(p, "stand-in: group %ld pids %ld %ld", &pgid, &pid, &child), 3);
