@@ -270,3 +270,19 @@ json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const j
     strbuf_release(&dest);
     return job;
 }
+
+static const char *meta_str(const json_t *obj, const char *field, const char *key)
+{
+    return json_string_value(
+        json_object_get(json_object_get(json_object_get(obj, "metadata"), field), key));
+}
+
+const char *obj_label(const json_t *obj, const char *key)
+{
+    return meta_str(obj, "labels", key);
+}
+
+const char *obj_annotation(const json_t *obj, const char *key)
+{
+    return meta_str(obj, "annotations", key);
+}

@@ -60,6 +60,10 @@ void obj_name(const char *base, const char *suffix, char *out);
 /* The label value naming an Analysis (its name, shortened like obj_name()). */
 void obj_analysis_label(const char *name, char *out);
 
+/* metadata.labels[key] / metadata.annotations[key] of obj as a string, or NULL. Borrowed from obj. */
+const char *obj_label(const json_t *obj, const char *key);
+const char *obj_annotation(const json_t *obj, const char *key);
+
 /* The batch's ConfigMap, holding its LoadData CSV under OBJ_CSV_KEY. */
 json_t *obj_batch_configmap(const struct ana *a, const struct obj_batch *b, const char *csv,
                             size_t csv_len);

@@ -53,12 +53,6 @@ static int flush_creates(struct plan_ctx *p, struct err *e)
     return rc;
 }
 
-static const char *meta_str(const json_t *obj, const char *field, const char *key)
-{
-    return json_string_value(
-        json_object_get(json_object_get(json_object_get(obj, "metadata"), field), key));
-}
-
 /* The batch ids of the Analysis's cached ConfigMaps, by their plan position. */
 static json_t *planned_ids(const struct plan_ctx *p)
 {
@@ -71,8 +65,8 @@ static json_t *planned_ids(const struct plan_ctx *p)
     json_array_foreach(all, i, cm) {
         const char *ns = json_string_value(
             json_object_get(json_object_get(cm, "metadata"), "namespace"));
-        const char *idx = meta_str(cm, "annotations", OBJ_ANN_INDEX);
-        const char *id = meta_str(cm, "labels", OBJ_LABEL_BATCH);
+        const char *idx = obj_annotation(cm, OBJ_ANN_INDEX);
+        const char *id = obj_label(cm, OBJ_LABEL_BATCH);
 
         if (out && ns && idx && id && strcmp(ns, p->a->ns) == 0)
             json_object_set_new(out, idx, json_string(id));
@@ -101,9 +95,9 @@ static int known_batch(struct plan_ctx *p, const struct plan_batch *b, struct er
     obj_name(p->a->name, b->id, name);
     cm = informer_get(p->c->configmaps, p->a->ns, name);
     if (cm) {
-        hash = meta_str(cm, "annotations", OBJ_ANN_HASH);
+        hash = obj_annotation(cm, OBJ_ANN_HASH);
         if (hash && strcmp(hash, b->hash) != 0) {
-            const char *sets = meta_str(cm, "annotations", OBJ_ANN_SETS);
+            const char *sets = obj_annotation(cm, OBJ_ANN_SETS);
             struct kube_event_ref ref = { "plateop.io/v1alpha1", "Analysis", p->a->ns,
                                           p->a->name, p->a->uid };
 

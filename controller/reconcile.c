@@ -113,8 +113,6 @@ static int owned_by(const json_t *obj, const char *uid)
     return 0;
 }
 
-static const char *label_of(const json_t *o, const char *key);
-
 /*
  * The cached objects of one kind that belong to the Analysis: owned by it,
  * or (Pods, owned by their Jobs) labelled with its uid.
@@ -126,7 +124,7 @@ static json_t *owned_list(struct informer *inf, const struct ana *a, const char 
 
     json_array_foreach(all, i, o) {
         const char *ns = jstr(json_object_get(o, "metadata"), "namespace");
-        const char *uid = label_of(o, OBJ_LABEL_UID);
+        const char *uid = obj_label(o, OBJ_LABEL_UID);
 
         if (ns && strcmp(ns, a->ns) == 0 &&
             (owned_by(o, a->uid) || (uid && strcmp(uid, a->uid) == 0)))
@@ -134,16 +132,6 @@ static json_t *owned_list(struct informer *inf, const struct ana *a, const char 
     }
     json_decref(all);
     return out;
-}
-
-static const char *label_of(const json_t *o, const char *key)
-{
-    return jstr(jpath(o, "metadata", "labels"), key);
-}
-
-static const char *annotation_of(const json_t *o, const char *key)
-{
-    return jstr(jpath(o, "metadata", "annotations"), key);
 }
 
 /* A Job's terminal condition: "Complete", "Failed" or NULL; reason/message out. */
@@ -241,7 +229,7 @@ static void failure_reason(struct batch *b, const char *job_reason, const char *
 
 static int attempt_of(const json_t *job)
 {
-    const char *a = label_of(job, OBJ_LABEL_ATTEMPT);
+    const char *a = obj_label(job, OBJ_LABEL_ATTEMPT);
 
     return a ? atoi(a) : 0;
 }
@@ -255,7 +243,7 @@ static json_t *pods_of(const json_t *pods, const json_t *job)
     size_t i;
 
     json_array_foreach(pods, i, p) {
-        const char *jn = label_of(p, "job-name");
+        const char *jn = obj_label(p, "job-name");
 
         if (name && jn && strcmp(jn, name) == 0)
             json_array_append(out, (json_t *)p);
@@ -302,7 +290,7 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         return err_set(e, ENOMEM, "out of memory");
 
     json_array_foreach(o->jobs, i, obj) {
-        const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
+        const char *role = obj_label(obj, OBJ_LABEL_ROLE), *bid = obj_label(obj, OBJ_LABEL_BATCH);
 
         if (role && strcmp(role, "merge") == 0) {
             o->merge_job = obj;
@@ -315,7 +303,7 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         }
     }
     json_array_foreach(o->pods, i, obj) {
-        const char *role = label_of(obj, OBJ_LABEL_ROLE), *bid = label_of(obj, OBJ_LABEL_BATCH);
+        const char *role = obj_label(obj, OBJ_LABEL_ROLE), *bid = obj_label(obj, OBJ_LABEL_BATCH);
 
         if (role && strcmp(role, "merge") == 0) {
             json_array_append(o->merge_pods, obj);
@@ -334,13 +322,13 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         return err_set(e, ENOMEM, "out of memory");
     json_array_foreach(o->cms, i, obj) {
         struct batch *b = &o->b[o->n];
-        const char *idx = annotation_of(obj, OBJ_ANN_INDEX), *sets = annotation_of(obj, OBJ_ANN_SETS);
-        const char *state = label_of(obj, OBJ_LABEL_STATE), *outcome, *jr = NULL, *jm = NULL;
+        const char *idx = obj_annotation(obj, OBJ_ANN_INDEX), *sets = obj_annotation(obj, OBJ_ANN_SETS);
+        const char *state = obj_label(obj, OBJ_LABEL_STATE), *outcome, *jr = NULL, *jm = NULL;
         json_t *pods;
 
-        b->id = label_of(obj, OBJ_LABEL_BATCH);
-        b->wells = annotation_of(obj, OBJ_ANN_WELLS);
-        b->hash = annotation_of(obj, OBJ_ANN_HASH);
+        b->id = obj_label(obj, OBJ_LABEL_BATCH);
+        b->wells = obj_annotation(obj, OBJ_ANN_WELLS);
+        b->hash = obj_annotation(obj, OBJ_ANN_HASH);
         if (!b->id || !b->wells || !b->hash)
             continue;   /* not one of ours in the expected shape */
         b->index = idx ? strtol(idx, NULL, 10) : (long)i;
@@ -350,7 +338,7 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
         b->remembered = state && strcmp(state, "succeeded") == 0;
         if (b->job) {
             b->attempt = attempt_of(b->job);
-            b->memory = annotation_of(b->job, OBJ_ANN_MEMORY);
+            b->memory = obj_annotation(b->job, OBJ_ANN_MEMORY);
         }
         pods = pods_of(json_object_get(o->pods_by_batch, b->id), b->job);
         outcome = b->job ? job_outcome(b->job, &jr, &jm) : NULL;
