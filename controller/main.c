@@ -199,8 +199,8 @@ static void keep_prefixed(json_t *obj, const char *const *prefixes)
  * The caches hold what the reconcile reads and nothing else, since 20,000
  * Jobs and as many ConfigMaps are cached at once: our own labels and
  * annotations (and the Job controller's job-name on pods), owner
- * references as kind, name and uid, a pod's creation time and the status
- * fields the batch state comes from.
+ * references as kind, name and uid, a pod's creation and deletion times,
+ * and the status fields the batch state comes from.
  */
 static void prune_owned(json_t *obj, const char *kind)
 {
@@ -208,7 +208,8 @@ static void prune_owned(json_t *obj, const char *kind)
     static const char *const meta[] = { "name", "namespace", "labels", "annotations",
                                         "ownerReferences", NULL };
     static const char *const pod_meta[] = { "name", "namespace", "labels", "annotations",
-                                            "ownerReferences", "creationTimestamp", NULL };
+                                            "ownerReferences", "creationTimestamp",
+                                            "deletionTimestamp", NULL };
     static const char *const ours[] = { "plateop.io/", "job-name", NULL };
     static const char *const owner[] = { "kind", "name", "uid", NULL };
     static const char *const job_status[] = { "active", "succeeded", "failed", "conditions",

@@ -286,3 +286,82 @@ const char *obj_annotation(const json_t *obj, const char *key)
 {
     return meta_str(obj, "annotations", key);
 }
+
+static const char *str_at(const json_t *obj, const char *a, const char *b)
+{
+    return json_string_value(json_object_get(json_object_get(obj, a), b));
+}
+
+/*
+ * A pod the Job controller may already count as finished while the pod
+ * cache, fed by another watch, still shows it pending or running. One
+ * being deleted is done with: its status may never come.
+ */
+static int pod_status_behind(const json_t *pod)
+{
+    const char *phase = str_at(pod, "status", "phase");
+
+    if (str_at(pod, "metadata", "deletionTimestamp"))
+        return 0;
+    return !phase || (strcmp(phase, "Succeeded") != 0 && strcmp(phase, "Failed") != 0);
+}
+
+const char *obj_job_outcome(const json_t *job, const json_t *pods, const char **reason,
+                            const char **message)
+{
+    const json_t *cnd, *pod;
+    size_t i;
+
+    json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, cnd) {
+        const char *type = json_string_value(json_object_get(cnd, "type"));
+        const char *st = json_string_value(json_object_get(cnd, "status"));
+
+        if (!type || !st || strcmp(st, "True") != 0 ||
+            (strcmp(type, "Complete") != 0 && strcmp(type, "Failed") != 0))
+            continue;
+        json_array_foreach(pods, i, pod) {
+            if (pod_status_behind(pod))
+                return NULL;
+        }
+        *reason = json_string_value(json_object_get(cnd, "reason"));
+        *message = json_string_value(json_object_get(cnd, "message"));
+        return type;
+    }
+    return NULL;
+}
+
+const json_t *obj_last_termination(const json_t *pods)
+{
+    const json_t *best = NULL, *p;
+    const char *best_ts = "";
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const json_t *cs = json_array_get(json_object_get(json_object_get(p, "status"),
+                                                          "containerStatuses"), 0);
+        const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
+        const char *ts = str_at(p, "metadata", "creationTimestamp");
+
+        if (!term)
+            term = json_object_get(json_object_get(cs, "lastState"), "terminated");
+        if (term && (!best || (ts && strcmp(ts, best_ts) >= 0))) {
+            best = term;
+            best_ts = ts ? ts : "";
+        }
+    }
+    return best;
+}
+
+int obj_any_pod_started(const json_t *pods)
+{
+    const json_t *p;
+    size_t i;
+
+    json_array_foreach(pods, i, p) {
+        const char *phase = str_at(p, "status", "phase");
+
+        if (phase && strcmp(phase, "Pending") != 0)
+            return 1;
+    }
+    return 0;
+}

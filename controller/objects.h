@@ -82,6 +82,24 @@ json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const s
  */
 json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const json_t *failed);
 
+/*
+ * A Job's verdict: "Complete", "Failed", or NULL while it runs. pods
+ * (borrowed, may be NULL) are the Job's pods as cached; while one of them
+ * still shows as pending or running (and is not being deleted), the Job's
+ * verdict is not taken either: the pod's own update, with the reason the
+ * reconcile reports (OOMKilled, the worker's termination message), comes
+ * through another watch and may lag. *reason and *message get the
+ * condition's (borrowed from job, possibly NULL) when a verdict is returned.
+ */
+const char *obj_job_outcome(const json_t *job, const json_t *pods, const char **reason,
+                            const char **message);
+
+/* The newest terminated container state among pods ("state" or "lastState"), borrowed, or NULL. */
+const json_t *obj_last_termination(const json_t *pods);
+
+/* 1 if one of pods has left the Pending phase, else 0. */
+int obj_any_pod_started(const json_t *pods);
+
 /* Where the Analysis's batch outputs and merged tables go, inside the worker. */
 void obj_output_dir(const struct ana *a, const struct ctl_config *cfg, const char *leaf,
                     struct strbuf *out);

@@ -134,63 +134,6 @@ static json_t *owned_list(struct informer *inf, const struct ana *a, const char 
     return out;
 }
 
-/* A Job's terminal condition: "Complete", "Failed" or NULL; reason/message out. */
-static const char *job_outcome(const json_t *job, const char **reason, const char **message)
-{
-    const json_t *conds = jpath(job, "status", "conditions"), *cnd;
-    size_t i;
-
-    json_array_foreach(conds, i, cnd) {
-        const char *type = jstr(cnd, "type"), *st = jstr(cnd, "status");
-
-        if (!type || !st || strcmp(st, "True") != 0)
-            continue;
-        if (strcmp(type, "Complete") == 0 || strcmp(type, "Failed") == 0) {
-            *reason = jstr(cnd, "reason");
-            *message = jstr(cnd, "message");
-            return type;
-        }
-    }
-    return NULL;
-}
-
-/* The last terminated container state among pods (newest pod first). */
-static const json_t *last_termination(const json_t *pods)
-{
-    const json_t *best = NULL, *p;
-    const char *best_ts = "";
-    size_t i;
-
-    json_array_foreach(pods, i, p) {
-        const json_t *cs = json_array_get(jpath(p, "status", "containerStatuses"), 0);
-        const json_t *term;
-        const char *ts = jstr(json_object_get(p, "metadata"), "creationTimestamp");
-
-        term = json_object_get(json_object_get(cs, "state"), "terminated");
-        if (!term)
-            term = json_object_get(json_object_get(cs, "lastState"), "terminated");
-        if (term && (!best || (ts && strcmp(ts, best_ts) >= 0))) {
-            best = term;
-            best_ts = ts ? ts : "";
-        }
-    }
-    return best;
-}
-
-static int any_pod_started(const json_t *pods)
-{
-    const json_t *p;
-    size_t i;
-
-    json_array_foreach(pods, i, p) {
-        const char *phase = jstr(json_object_get(p, "status"), "phase");
-
-        if (phase && strcmp(phase, "Pending") != 0)
-            return 1;
-    }
-    return 0;
-}
-
 /*
  * Why a batch failed: the worker's own reason (its termination message
  * starts "Reason: ..."), OOMKilled, or the Job's condition.
@@ -198,7 +141,7 @@ static int any_pod_started(const json_t *pods)
 static void failure_reason(struct batch *b, const char *job_reason, const char *job_message,
                            const json_t *pods)
 {
-    const json_t *term = last_termination(pods);
+    const json_t *term = obj_last_termination(pods);
     const char *treason = jstr(term, "reason"), *tmsg = jstr(term, "message");
     json_int_t code = json_integer_value(json_object_get(term, "exitCode"));
     size_t n;
@@ -341,14 +284,14 @@ static int observe(struct ctl *c, const struct ana *a, struct observed *o, struc
             b->memory = obj_annotation(b->job, OBJ_ANN_MEMORY);
         }
         pods = pods_of(json_object_get(o->pods_by_batch, b->id), b->job);
-        outcome = b->job ? job_outcome(b->job, &jr, &jm) : NULL;
+        outcome = b->job ? obj_job_outcome(b->job, pods, &jr, &jm) : NULL;
         if (b->remembered || (outcome && strcmp(outcome, "Complete") == 0))
             b->st = B_SUCCEEDED;
         else if (outcome)
             b->st = B_FAILED;
         else if (!b->job)
             b->st = B_NEW;
-        else if (any_pod_started(pods))
+        else if (obj_any_pod_started(pods))
             b->st = B_RUNNING;
         else
             b->st = B_WAITING;
@@ -839,7 +782,7 @@ static void missing_wells(const struct observed *o, struct strbuf *sb)
 /* The merge Job's outcome: the worker's termination message holds its summary. */
 static json_t *merge_results(const struct ana *a, const struct ctl *c, const struct observed *o)
 {
-    const json_t *term = last_termination(o->merge_pods);
+    const json_t *term = obj_last_termination(o->merge_pods);
     const char *msg = jstr(term, "message");
     struct strbuf path = STRBUF_INIT, miss = STRBUF_INIT;
     json_t *summary = NULL, *res;
@@ -1160,7 +1103,8 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     all_done = o.counts[B_SUCCEEDED] + o.counts[B_FAILED] >= total && !plan_partial(a);
     if (o.merge_job) {
         claim.started++;
-        if (!job_outcome(o.merge_job, &mr, &mm) && !any_pod_started(o.merge_pods)) {
+        if (!obj_job_outcome(o.merge_job, o.merge_pods, &mr, &mm) &&
+            !obj_any_pod_started(o.merge_pods)) {
             claim.waiting++;
             claim.nopod += json_array_size(o.merge_pods) == 0;
         }
@@ -1181,7 +1125,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     }
 
     /* Every batch is done: the merge, once the window and quota have room for it. */
-    outcome = o.merge_job ? job_outcome(o.merge_job, &mr, &mm) : NULL;
+    outcome = o.merge_job ? obj_job_outcome(o.merge_job, o.merge_pods, &mr, &mm) : NULL;
     if (outcome)
         window_release(c->window, key);
     if (!o.merge_job && grant > 0) {
@@ -1222,7 +1166,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         goto out;
     }
     if (outcome) {
-        const json_t *term = last_termination(o.merge_pods);
+        const json_t *term = obj_last_termination(o.merge_pods);
 
         strbuf_addf(&msg, "the merge failed: %s",
                     jstr(term, "message") ? jstr(term, "message") : mm ? mm : mr ? mr : "unknown");

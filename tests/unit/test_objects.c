@@ -6,7 +6,8 @@
  * labels, retries, deadlines, restart policy, non-root pods, volumes,
  * resources, TTL only once succeeded). Also the inputs those builders
  * trust: spec.memory.max as an integer, and a configuration whose
- * podSecurityContext would let batch pods run as root.
+ * podSecurityContext would let batch pods run as root. And the reading of
+ * a Job's verdict, which waits for its pods' cached state to catch up.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -343,6 +344,72 @@ static void test_missing_dependency_grace_is_configurable(void **state)
     ctl_config_release(&cfg);
 }
 
+/* A finished Job and its pods as the caches hold them. */
+static json_t *job_with(const char *type, const char *reason)
+{
+    return json_pack("{s:{s:[{s:s,s:s,s:s,s:s}]}}", "status", "conditions", "type", type,
+                     "status", "True", "reason", reason, "message", "Job has reached the limit");
+}
+
+static json_t *pod_with(const char *phase, const char *terminated_reason, const char *deleting)
+{
+    json_t *pod = json_pack("{s:{s:s},s:{s:s,s:[{s:{}}]}}", "metadata", "creationTimestamp",
+                            "2026-01-02T03:04:05Z", "status", "phase", phase,
+                            "containerStatuses", "state");
+
+    if (terminated_reason)
+        json_object_set_new(json_object_get(json_array_get(json_object_get(json_object_get(
+                                pod, "status"), "containerStatuses"), 0), "state"),
+                            "terminated", json_pack("{s:s,s:i}", "reason", terminated_reason,
+                                                    "exitCode", 137));
+    if (deleting)
+        json_object_set_new(json_object_get(pod, "metadata"), "deletionTimestamp",
+                            json_string(deleting));
+    return pod;
+}
+
+/*
+ * The Job watch can bring a Job's Failed condition before the pod watch
+ * brings the pod's OOMKilled state: the verdict waits for the pod, so a
+ * batch is not failed for BackoffLimitExceeded when it was OOMKilled.
+ */
+static void test_job_outcome_waits_for_its_pods(void **state)
+{
+    json_t *job = job_with("Failed", "BackoffLimitExceeded");
+    json_t *lagging = json_pack("[o]", pod_with("Running", NULL, NULL));
+    json_t *done = json_pack("[o]", pod_with("Failed", "OOMKilled", NULL));
+    json_t *deleting = json_pack("[o]", pod_with("Running", NULL, "2026-01-02T03:05:00Z"));
+    const char *reason = NULL, *message = NULL;
+
+    (void)state;
+    assert_null(obj_job_outcome(job, lagging, &reason, &message));
+    assert_null(reason);
+    assert_string_equal(obj_job_outcome(job, done, &reason, &message), "Failed");
+    assert_string_equal(reason, "BackoffLimitExceeded");
+    assert_string_equal(json_string_value(json_object_get(obj_last_termination(done), "reason")),
+                        "OOMKilled");
+    /* A pod being deleted (deadline, node gone) may never report: no waiting on it. */
+    assert_string_equal(obj_job_outcome(job, deleting, &reason, &message), "Failed");
+    assert_null(obj_last_termination(deleting));
+    /* Nor on pods the cache never saw. */
+    assert_string_equal(obj_job_outcome(job, NULL, &reason, &message), "Failed");
+    json_decref(job);
+    /* The merge's results are its pod's termination message: Complete waits the same way. */
+    job = job_with("Complete", "Completed");
+    assert_null(obj_job_outcome(job, lagging, &reason, &message));
+    json_array_append_new(done, pod_with("Succeeded", "Completed", NULL));
+    json_array_remove(done, 0);
+    assert_string_equal(obj_job_outcome(job, done, &reason, &message), "Complete");
+    json_decref(job);
+    job = json_pack("{s:{s:[{s:s,s:s}]}}", "status", "conditions", "type", "Suspended",
+                    "status", "True");
+    assert_null(obj_job_outcome(job, done, &reason, &message));
+    json_decref(job);
+    json_decref(lagging);
+    json_decref(done);
+    json_decref(deleting);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_memory_max_accepts_integer_bytes),
         cmocka_unit_test(test_pod_security_context_must_be_non_root),
         cmocka_unit_test(test_missing_dependency_grace_is_configurable),
+        cmocka_unit_test(test_job_outcome_waits_for_its_pods),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
