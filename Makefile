@@ -7,7 +7,7 @@
 #   make bench      run the benchmarks (ONLY=prefix selects some)
 #   make demo       see plateop work on a local cluster; make demo-down stops it
 
-PKGS      := libcurl jansson yaml-0.1 libpq openssl libwebsockets
+PKGS      := libcurl jansson yaml-0.1 libpq openssl libwebsockets zlib
 BUILD     ?= build
 CC        ?= cc
 CFLAGS    ?= -O2 -g

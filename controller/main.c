@@ -161,13 +161,15 @@ static void on_quota_update(void *ud, const json_t *old, const json_t *cur)
     quota_changed(ud, cur);
 }
 
-/* Keeps only the named members of obj (a shallow filter). */
+/* Keeps only the named members of obj (a shallow filter); keep NULL keeps all. */
 static void keep_only(json_t *obj, const char *const *keep)
 {
     const char *key;
     json_t *v;
     void *tmp;
 
+    if (!keep)
+        return;
     json_object_foreach_safe(obj, tmp, key, v) {
         const char *const *k;
 
@@ -178,70 +180,83 @@ static void keep_only(json_t *obj, const char *const *keep)
     }
 }
 
-/* Keeps the members of obj whose names start with one of the prefixes. */
-static void keep_prefixed(json_t *obj, const char *const *prefixes)
-{
-    const char *key;
-    json_t *v;
-    void *tmp;
+/* What the cache keeps of one kind of object; lists are NULL-terminated. */
+struct prune_rule {
+    const char *const *meta;            /* metadata members */
+    const char *const *labels;
+    const char *const *annotations;
+    const char *const *status;          /* status members; NULL: all */
+    const char *status_array;           /* a status array whose items are filtered ... */
+    const char *const *items;           /* ... to these members */
+};
 
-    json_object_foreach_safe(obj, tmp, key, v) {
-        const char *const *p;
-
-        for (p = prefixes; *p && strncmp(*p, key, strlen(*p)) != 0; p++)
-            ;
-        if (!*p)
-            json_object_del(obj, key);
-    }
-}
+static const char *const meta_kept[] = { "name", "namespace", "labels", "annotations",
+                                         "ownerReferences", NULL };
+static const char *const owner_kept[] = { "kind", "name", "uid", NULL };
+static const char *const none[] = { NULL };
 
 /*
- * The caches hold what the reconcile reads and nothing else, since 20,000
- * Jobs and as many ConfigMaps are cached at once: our own labels and
- * annotations (and the Job controller's job-name on pods), owner
- * references as kind, name and uid, a pod's creation and deletion times,
- * and the status fields the batch state comes from.
+ * The caches hold what the reconcile and the event handlers read and
+ * nothing else, since 20,000 Jobs and as many ConfigMaps are cached at
+ * once: the labels and annotations read (the Jobs' own wells, hash and
+ * plan position are read from their ConfigMaps), owner references as
+ * kind, name and uid, a pod's creation and deletion times, and the status
+ * fields the batch state comes from.
  */
-static void prune_owned(json_t *obj, const char *kind)
+static const struct prune_rule job_kept = {
+    meta_kept,
+    (const char *const[]){ OBJ_LABEL_ANALYSIS, OBJ_LABEL_BATCH, OBJ_LABEL_ROLE, OBJ_LABEL_ATTEMPT,
+                           NULL },
+    (const char *const[]){ OBJ_ANN_MEMORY, NULL },
+    (const char *const[]){ "conditions", NULL },
+    "conditions",
+    (const char *const[]){ "type", "status", "reason", "message", NULL },
+};
+static const struct prune_rule configmap_kept = {
+    meta_kept,
+    (const char *const[]){ OBJ_LABEL_ANALYSIS, OBJ_LABEL_BATCH, OBJ_LABEL_ROLE, OBJ_LABEL_STATE,
+                           NULL },
+    (const char *const[]){ OBJ_ANN_WELLS, OBJ_ANN_HASH, OBJ_ANN_INDEX, OBJ_ANN_SETS, NULL },
+    none,
+    NULL,
+    NULL,
+};
+static const struct prune_rule pod_kept = {
+    (const char *const[]){ "name", "namespace", "labels", "annotations", "ownerReferences",
+                           "creationTimestamp", "deletionTimestamp", NULL },
+    (const char *const[]){ OBJ_LABEL_ANALYSIS, OBJ_LABEL_BATCH, OBJ_LABEL_ROLE, OBJ_LABEL_UID,
+                           "job-name", NULL },
+    (const char *const[]){ OBJ_ANN_ANALYSIS, NULL },
+    (const char *const[]){ "phase", "containerStatuses", NULL },
+    "containerStatuses",
+    (const char *const[]){ "state", "lastState", NULL },
+};
+static const struct prune_rule quota_kept = { meta_kept, none, none, NULL, NULL, NULL };
+
+/* The transform of the owned informers: ud is the kind's prune_rule. */
+static void prune(json_t *obj, void *ud)
 {
     static const char *const top[] = { "metadata", "status", NULL };
-    static const char *const meta[] = { "name", "namespace", "labels", "annotations",
-                                        "ownerReferences", NULL };
-    static const char *const pod_meta[] = { "name", "namespace", "labels", "annotations",
-                                            "ownerReferences", "creationTimestamp",
-                                            "deletionTimestamp", NULL };
-    static const char *const ours[] = { "plateop.io/", "job-name", NULL };
-    static const char *const owner[] = { "kind", "name", "uid", NULL };
-    static const char *const job_status[] = { "active", "succeeded", "failed", "conditions",
-                                              NULL };
-    static const char *const job_cond[] = { "type", "status", "reason", "message", NULL };
-    static const char *const pod_status[] = { "phase", "containerStatuses", NULL };
-    static const char *const cstatus[] = { "state", "lastState", NULL };
+    const struct prune_rule *r = ud;
     json_t *md, *st, *v;
     size_t i;
-    int pod = strcmp(kind, "Pod") == 0;
 
     keep_only(obj, top);
     md = json_object_get(obj, "metadata");
-    keep_only(md, pod ? pod_meta : meta);
-    keep_prefixed(json_object_get(md, "labels"), ours);
-    keep_prefixed(json_object_get(md, "annotations"), ours);
+    keep_only(md, r->meta);
+    keep_only(json_object_get(md, "labels"), r->labels);
+    keep_only(json_object_get(md, "annotations"), r->annotations);
     json_array_foreach(json_object_get(md, "ownerReferences"), i, v)
-        keep_only(v, owner);
+        keep_only(v, owner_kept);
     st = json_object_get(obj, "status");
-    if (strcmp(kind, "Job") == 0) {
-        keep_only(st, job_status);
-        json_array_foreach(json_object_get(st, "conditions"), i, v)
-            keep_only(v, job_cond);
-    } else if (pod) {
-        keep_only(st, pod_status);
-        json_array_foreach(json_object_get(st, "containerStatuses"), i, v)
-            keep_only(v, cstatus);
-    }
+    keep_only(st, r->status);
+    if (r->status_array)
+        json_array_foreach(json_object_get(st, r->status_array), i, v)
+            keep_only(v, r->items);
 }
 
 static struct informer *start_informer(struct ctl *c, struct kube_res res, const char *selector,
-                                       informer_transform_fn transform, int owned,
+                                       const struct prune_rule *kept, int owned,
                                        struct kube_error *ke)
 {
     static const char *const index[] = { OBJ_LABEL_ANALYSIS, NULL };
@@ -254,7 +269,9 @@ static struct informer *start_informer(struct ctl *c, struct kube_res res, const
     o.label_selector = selector;
     o.resync_ms = owned ? 0 : 5 * 60 * 1000;
     o.index_labels = owned && selector ? index : NULL;
-    o.transform = transform;
+    o.page_size = 100;
+    o.transform = kept ? prune : NULL;
+    o.transform_ud = (void *)kept;
     o.ud = c;
     if (res.resource && strcmp(res.resource, "resourcequotas") == 0) {
         o.h.on_add = quota_changed;
@@ -274,30 +291,6 @@ static struct informer *start_informer(struct ctl *c, struct kube_res res, const
         return NULL;
     }
     return inf;
-}
-
-static void prune_job(json_t *obj, void *ud)
-{
-    (void)ud;
-    prune_owned(obj, "Job");
-}
-
-static void prune_pod(json_t *obj, void *ud)
-{
-    (void)ud;
-    prune_owned(obj, "Pod");
-}
-
-static void prune_configmap(json_t *obj, void *ud)
-{
-    (void)ud;
-    prune_owned(obj, "ConfigMap");
-}
-
-static void prune_quota(json_t *obj, void *ud)
-{
-    (void)ud;
-    prune_owned(obj, "ResourceQuota");
 }
 
 /* ---- workers and leadership ------------------------------------------ */
@@ -453,17 +446,17 @@ int main(int argc, char **argv)
                                 0, &ke);
     if (c.analyses)
         c.jobs = start_informer(&c, (struct kube_res)KUBE_RES_JOBS, OBJ_LABEL_ANALYSIS,
-                                prune_job, 1, &ke);
+                                &job_kept, 1, &ke);
     if (c.jobs)
         c.configmaps = start_informer(&c, (struct kube_res)KUBE_RES_CONFIGMAPS,
-                                      OBJ_LABEL_ANALYSIS, prune_configmap, 1, &ke);
+                                      OBJ_LABEL_ANALYSIS, &configmap_kept, 1, &ke);
     if (c.configmaps)
         c.pods = start_informer(&c, (struct kube_res)KUBE_RES_PODS, OBJ_LABEL_ANALYSIS,
-                                prune_pod, 1, &ke);
+                                &pod_kept, 1, &ke);
     if (c.pods)
         c.quotas = start_informer(&c, (struct kube_res){ .version = "v1",
                                                          .resource = "resourcequotas" },
-                                  NULL, prune_quota, 1, &ke);
+                                  NULL, &quota_kept, 1, &ke);
     if (!c.quotas) {
         log_error(NULL, "watch: %s", ke.err.msg);
         goto out;

@@ -2,10 +2,11 @@
  * informer: a cache of one resource kept current by a kube_watch; see
  * informer.h.
  *
- * Objects are stored as compact JSON text inside strmap entries: far
- * smaller than a jansson tree, and a private decoded copy per read keeps
- * readers and the watch thread from sharing mutable objects. Each indexed
- * label has a strmap of value -> set of keys (a strmap with NULL values).
+ * Objects are stored as compact JSON text, deflated against the first
+ * object of the informer (zpack), inside strmap entries: a tenth of a
+ * jansson tree's size, and a private decoded copy per read keeps readers
+ * and the watch thread from sharing mutable objects. Each indexed label
+ * has a strmap of value -> set of keys (a strmap with NULL values).
  */
 #include "informer.h"
 
@@ -20,12 +21,14 @@
 #include "monotime.h"
 #include "strbuf.h"
 #include "strmap.h"
+#include "zpack.h"
 
 struct informer {
     struct kube_client *c;
     struct kube_watch *w;
     struct informer_handlers h;
     informer_transform_fn transform;
+    void *transform_ud;
     void *ud;
     long resync_ms;
     char *resource;                 /* for log lines */
@@ -35,7 +38,10 @@ struct informer {
     int nlabels;
 
     pthread_rwlock_t lock;          /* guards objs and index */
-    struct strmap objs;             /* key -> compact JSON text */
+    struct strmap objs;             /* key -> compact JSON text, zpack'ed */
+    struct zpack *zp;               /* the watch thread's packer */
+    struct zpack_reader wreader;    /* the watch thread's reader */
+    struct strbuf scratch;          /* the watch thread's text and packed bytes */
 
     pthread_mutex_t handler_mu;     /* handlers run one at a time */
 
@@ -111,9 +117,13 @@ static void free_set(void *set)
 
 /* ---- events from the watch (the watch thread) ------------------------ */
 
-static json_t *decode(const char *text)
+/* A new object from its packed text (NULL: NULL); buf is scratch space. */
+static json_t *decode(const struct informer *inf, struct zpack_reader *r, const void *packed,
+                      struct strbuf *buf)
 {
-    return text ? json_loads(text, 0, NULL) : NULL;
+    if (!packed || zpack_unpack(inf->zp, r, packed, buf) < 0)
+        return NULL;
+    return json_loadb(buf->buf, buf->len, 0, NULL);
 }
 
 /* "namespace/name" or "name". */
@@ -148,8 +158,9 @@ static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
     struct informer *inf = ud;
     struct strbuf key = STRBUF_INIT;
     json_t *old_obj = NULL;
-    const char *old;
+    const void *old;
     char *text = NULL;
+    struct strbuf old_text = STRBUF_INIT;
     int notify, rc = 0;
 
     if (key_of(&key, obj) < 0)
@@ -158,9 +169,10 @@ static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
         /* Nobody needs managedFields; they are often the largest part. */
         json_object_del(json_object_get(obj, "metadata"), "managedFields");
         if (inf->transform)
-            inf->transform(obj, inf->ud);
+            inf->transform(obj, inf->transform_ud);
         text = json_dumps(obj, JSON_COMPACT);
-        if (!text)
+        strbuf_reset(&inf->scratch);
+        if (!text || zpack_pack(inf->zp, text, strlen(text), &inf->scratch) < 0)
             goto nomem;
     }
     pthread_rwlock_wrlock(&inf->lock);
@@ -169,9 +181,9 @@ static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
                                         : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
     /* Decoded before it is replaced: the text lives in the map entry. */
     if (old && (inf->nlabels || notify))
-        old_obj = decode(old);
+        old_obj = decode(inf, &inf->wreader, old, &old_text);
     if (text)
-        rc = strmap_put_str(&inf->objs, key.buf, text);
+        rc = strmap_put_bytes(&inf->objs, key.buf, inf->scratch.buf, inf->scratch.len);
     else
         strmap_remove(&inf->objs, key.buf, NULL);
     if (rc == 0 && index_update(inf, key.buf, old_obj,
@@ -190,6 +202,7 @@ nomem:
 out:
     json_decref(old_obj);
     free(text);
+    strbuf_release(&old_text);
     strbuf_release(&key);
 }
 
@@ -240,7 +253,8 @@ static int collect_key(const char *key, void *value, void *ud)
 /* Calls on_update(obj, obj) for every cached object. */
 static void resync(struct informer *inf)
 {
-    struct strbuf keys = STRBUF_INIT;
+    struct strbuf keys = STRBUF_INIT, buf = STRBUF_INIT;
+    struct zpack_reader r = ZPACK_READER_INIT;
     const char *k;
     json_t *obj;
     int rc;
@@ -255,13 +269,15 @@ static void resync(struct informer *inf)
     }
     for (k = keys.buf; k < keys.buf + keys.len; k += strlen(k) + 1) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(strmap_get(&inf->objs, k));
+        obj = decode(inf, &r, strmap_get(&inf->objs, k), &buf);
         pthread_rwlock_unlock(&inf->lock);
         if (obj)
             call_locked(inf, KUBE_WATCH_MODIFIED, obj, obj);
         json_decref(obj);
     }
 out:
+    zpack_reader_release(&r);
+    strbuf_release(&buf);
     strbuf_release(&keys);
 }
 
@@ -306,8 +322,10 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     inf->c = c;
     inf->h = opts->h;
     inf->transform = opts->transform;
+    inf->transform_ud = opts->transform_ud ? opts->transform_ud : opts->ud;
     inf->ud = opts->ud;
     inf->resync_ms = opts->resync_ms > 0 ? opts->resync_ms : 0;
+    strbuf_init(&inf->scratch);
     pthread_rwlock_init(&inf->lock, NULL);
     pthread_mutex_init(&inf->handler_mu, NULL);
     pthread_mutex_init(&inf->mu, NULL);
@@ -320,7 +338,8 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     inf->resource = strdup(opts->res.resource ? opts->res.resource : "?");
     inf->labels = calloc((size_t)n + 1, sizeof(*inf->labels));
     inf->index = calloc((size_t)n + 1, sizeof(*inf->index));
-    if (!inf->resource || !inf->labels || !inf->index)
+    inf->zp = zpack_new();
+    if (!inf->resource || !inf->labels || !inf->index || !inf->zp)
         goto nomem;
     for (i = 0; i < n; i++, inf->nlabels++)
         if (!(inf->labels[i] = strdup(opts->index_labels[i])))
@@ -386,34 +405,40 @@ int informer_wait_synced(struct informer *inf, long timeout_ms)
 
 json_t *informer_get(struct informer *inf, const char *ns, const char *name)
 {
-    struct strbuf key = STRBUF_INIT;
+    struct strbuf key = STRBUF_INIT, buf = STRBUF_INIT;
+    struct zpack_reader r = ZPACK_READER_INIT;
     json_t *obj = NULL;
 
     if ((ns && *ns ? strbuf_addf(&key, "%s/%s", ns, name) : strbuf_adds(&key, name)) == 0) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(strmap_get(&inf->objs, key.buf));
+        obj = decode(inf, &r, strmap_get(&inf->objs, key.buf), &buf);
         pthread_rwlock_unlock(&inf->lock);
     }
+    zpack_reader_release(&r);
+    strbuf_release(&buf);
     strbuf_release(&key);
     return obj;
 }
 
 struct list_ctx {
-    const struct strmap *objs;
+    const struct informer *inf;
+    const struct strmap *objs;      /* look values up here (NULL: the value given) */
     json_t *out;
+    struct zpack_reader r;
+    struct strbuf buf;
 };
 
 static int append_decoded(const char *key, void *value, void *ud)
 {
     struct list_ctx *l = ud;
-    const char *text = l->objs ? strmap_get(l->objs, key) : value;
+    const void *packed = l->objs ? strmap_get(l->objs, key) : value;
 
-    return text && json_array_append_new(l->out, decode(text)) < 0;
+    return packed && json_array_append_new(l->out, decode(l->inf, &l->r, packed, &l->buf)) < 0;
 }
 
 json_t *informer_list(struct informer *inf, const char *label_key, const char *label_value)
 {
-    struct list_ctx l = { NULL, json_array() };
+    struct list_ctx l = { inf, NULL, json_array(), ZPACK_READER_INIT, STRBUF_INIT };
     const struct strmap *set = NULL;
     int i, rc = 0;
 
@@ -431,6 +456,8 @@ json_t *informer_list(struct informer *inf, const char *label_key, const char *l
             rc = strmap_each(set, append_decoded, &l);
     }
     pthread_rwlock_unlock(&inf->lock);
+    zpack_reader_release(&l.r);
+    strbuf_release(&l.buf);
     if (rc) {
         json_decref(l.out);
         return NULL;
@@ -479,6 +506,9 @@ void informer_free(struct informer *inf)
     free(inf->labels);
     free(inf->index);
     free(inf->resource);
+    zpack_free(inf->zp);
+    zpack_reader_release(&inf->wreader);
+    strbuf_release(&inf->scratch);
     pthread_rwlock_destroy(&inf->lock);
     pthread_mutex_destroy(&inf->handler_mu);
     pthread_mutex_destroy(&inf->mu);

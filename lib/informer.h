@@ -52,6 +52,7 @@ struct informer_opts {
     long resync_ms;                   /* 0: no resync; else on_update for all, this often */
     const char *const *index_labels;  /* NULL-terminated label keys to index, or NULL */
     informer_transform_fn transform;  /* may be NULL */
+    void *transform_ud;               /* passed to transform; NULL: ud is */
     struct informer_handlers h;
     void *ud;                         /* passed to handlers and transform */
     long page_size;                   /* list page size; default 500 */

@@ -124,18 +124,22 @@ int strmap_put(struct strmap *m, const char *key, void *value, void **old)
     return 0;
 }
 
-int strmap_put_str(struct strmap *m, const char *key, const char *str)
+int strmap_put_bytes(struct strmap *m, const char *key, const void *data, size_t len)
 {
-    size_t vlen = strlen(str);
     struct strmap_entry *e, *was;
 
-    e = link_entry(m, key, vlen + 1, &was);
+    e = link_entry(m, key, len, &was);
     if (!e)
         return -1;
     e->value = e->key + strlen(key) + 1;
-    memcpy(e->value, str, vlen + 1);
+    memcpy(e->value, data, len);
     free(was);
     return 0;
+}
+
+int strmap_put_str(struct strmap *m, const char *key, const char *str)
+{
+    return strmap_put_bytes(m, key, str, strlen(str) + 1);
 }
 
 int strmap_remove(struct strmap *m, const char *key, void **value)

@@ -44,6 +44,9 @@ int strmap_put(struct strmap *m, const char *key, void *value, void **old);
  */
 int strmap_put_str(struct strmap *m, const char *key, const char *str);
 
+/* As strmap_put_str() for len bytes of data, which may hold NULs. */
+int strmap_put_bytes(struct strmap *m, const char *key, const void *data, size_t len);
+
 /* Removes key; returns 1 and its value in *value (if not NULL), or 0 if absent. */
 int strmap_remove(struct strmap *m, const char *key, void **value);
 

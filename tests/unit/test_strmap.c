@@ -1,4 +1,4 @@
-/* Unit tests for strmap: put/get/replace/remove through growth, iteration, clear. */
+/* Unit tests for strmap: put/get/replace/remove through growth, iteration, clear, inline values. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -99,12 +99,28 @@ static void test_inline_strings(void **state)
     strmap_clear(&m, NULL);   /* ASan's leak check proves nothing is left behind */
 }
 
+/* Bytes with NULs in them are kept whole. */
+static void test_inline_bytes(void **state)
+{
+    struct strmap m = STRMAP_INIT;
+    const char data[] = { 'a', 0, 'b', 0, 0, 'c' };
+
+    (void)state;
+    assert_int_equal(strmap_put_bytes(&m, "k", data, sizeof(data)), 0);
+    assert_memory_equal(strmap_get(&m, "k"), data, sizeof(data));
+    assert_int_equal(strmap_put_bytes(&m, "k", "xy", 2), 0);
+    assert_memory_equal(strmap_get(&m, "k"), "xy", 2);
+    assert_int_equal(m.count, 1);
+    strmap_clear(&m, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_keys),
         cmocka_unit_test(test_clear_frees_values),
         cmocka_unit_test(test_inline_strings),
+        cmocka_unit_test(test_inline_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,9 +96,12 @@ static void expect_failure(struct wfix *f, const char *well, const char *const *
                            const char *const *args, int code, const char *msg)
 {
     char out[64];
+    int rc;
 
     snprintf(out, sizeof(out), "out/%s", well);
-    assert_int_equal(wfix_run_well(f, well, env, args), code);
+    rc = wfix_run_well(f, well, env, args);
+    if (rc != code)
+        fail_msg("the worker exited %d, not %d; its output:\n%s", rc, code, f->out.buf);
     assert_contains(f->out.buf, msg);
     assert_contains(wfix_termination(f), worker_exit_reason(code));
     assert_contains(wfix_termination(f), msg);
