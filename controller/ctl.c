@@ -32,25 +32,31 @@ int ctl_recently_planned(struct ctl *c, const char *uid)
     return t > 0 && monotime_now() - t < 30;
 }
 
+struct live_count {
+    const char *ns;
+    long n;
+};
+
+static int count_live(const json_t *p, void *ud)
+{
+    struct live_count *l = ud;
+    const char *pns = json_string_value(json_object_get(json_object_get(p, "metadata"),
+                                                        "namespace"));
+    const char *phase = json_string_value(json_object_get(json_object_get(p, "status"), "phase"));
+
+    if (pns && strcmp(pns, l->ns) == 0 &&
+        !(phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
+        l->n++;
+    return 0;
+}
+
 /* Our pods in ns that have not finished: they hold quota whatever its status says. */
 static long live_pods(struct ctl *c, const char *ns)
 {
-    json_t *all = informer_list(c->pods, NULL, NULL), *p;
-    long n = 0;
-    size_t i;
+    struct live_count l = { ns, 0 };
 
-    json_array_foreach(all, i, p) {
-        const char *pns = json_string_value(json_object_get(json_object_get(p, "metadata"),
-                                                            "namespace"));
-        const char *phase = json_string_value(json_object_get(json_object_get(p, "status"),
-                                                              "phase"));
-
-        if (pns && strcmp(pns, ns) == 0 &&
-            !(phase && (strcmp(phase, "Succeeded") == 0 || strcmp(phase, "Failed") == 0)))
-            n++;
-    }
-    json_decref(all);
-    return n;
+    informer_each(c->pods, NULL, NULL, count_live, &l);
+    return l.n;
 }
 
 int ctl_quota_room(struct ctl *c, const char *ns)

@@ -227,11 +227,24 @@ void httpd_kube_observer(const char *verb, int http, void *ud)
     metrics_add(g.requests, (const char *const[]){ verb ? verb : "", code }, 1);
 }
 
+static int count_analysis(const json_t *a, void *ud)
+{
+    double *batches = ud;   /* by batch_states, which are status.batches' keys too */
+    const json_t *st = json_object_get(a, "status");
+    const char *phase = json_string_value(json_object_get(st, "phase"));
+    size_t k;
+
+    metrics_add(g.analyses, (const char *const[]){ phase && *phase ? phase : "Pending" }, 1);
+    for (k = 0; k < 4; k++)
+        batches[k] += (double)json_integer_value(
+            json_object_get(json_object_get(st, "batches"), batch_states[k]));
+    return 0;
+}
+
 /* Analyses by phase and batches by state, from the Analysis cache. */
 static void collect_analyses(struct ctl *c)
 {
-    double batches[4] = { 0 };   /* by batch_states, which are status.batches' keys too */
-    json_t *all, *a;
+    double batches[4] = { 0 };
     size_t i, k;
 
     metrics_reset(g.analyses);
@@ -240,17 +253,7 @@ static void collect_analyses(struct ctl *c)
         return;
     for (i = 0; phases[i]; i++)
         metrics_set(g.analyses, (const char *const[]){ phases[i] }, 0);
-    all = informer_list(c->analyses, NULL, NULL);
-    json_array_foreach(all, i, a) {
-        const json_t *st = json_object_get(a, "status");
-        const char *phase = json_string_value(json_object_get(st, "phase"));
-
-        metrics_add(g.analyses, (const char *const[]){ phase && *phase ? phase : "Pending" }, 1);
-        for (k = 0; k < 4; k++)
-            batches[k] += (double)json_integer_value(
-                json_object_get(json_object_get(st, "batches"), batch_states[k]));
-    }
-    json_decref(all);
+    informer_each(c->analyses, NULL, NULL, count_analysis, batches);
     for (k = 0; k < 4; k++)
         metrics_set(g.batches, (const char *const[]){ batch_states[k] }, batches[k]);
 }

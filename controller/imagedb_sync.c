@@ -58,6 +58,7 @@ struct idbsync {
     json_t *touched;                /* sub id -> true: an UPDATE notification named it */
     int rescan;
     int wake_blocked;
+    int woken;                      /* Analyses wake_analyses() enqueued */
     int leading;
     double retry_at;                /* monotonic seconds; 0: nothing to retry */
 
@@ -948,35 +949,34 @@ static void read_touched(struct idbsync *s)
 
 /* ---- sync thread: waking Analyses of plates being imaged ---- */
 
+static int wake_one(const json_t *obj, void *ud)
+{
+    struct idbsync *s = ud;
+    const json_t *meta = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec");
+    const char *phase = jstr(json_object_get(obj, "status"), "phase");
+    int blocked = phase && strcmp(phase, "Blocked") == 0;
+    int early = json_is_true(json_object_get(spec, "startBeforeAcquisitionFinished"));
+    char acq[24], key[320];
+
+    if (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))
+        return 0;
+    snprintf(acq, sizeof(acq), "%lld", jint(spec, "plateAcquisition"));
+    if ((s->wake_blocked && blocked) || ((blocked || early) && json_object_get(s->acqs, acq))) {
+        snprintf(key, sizeof(key), "%s/%s", jstr(meta, "namespace"), jstr(meta, "name"));
+        ctl_enqueue(s->c, key);
+        s->woken++;
+    }
+    return 0;
+}
+
 static void wake_analyses(struct idbsync *s)
 {
-    json_t *all, *obj;
-    size_t i;
-    int n = 0;
-
     if (!s->wake_blocked && json_object_size(s->acqs) == 0)
         return;
-    all = informer_list(s->c->analyses, NULL, NULL);
-    json_array_foreach(all, i, obj) {
-        const json_t *meta = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec");
-        const char *phase = jstr(json_object_get(obj, "status"), "phase");
-        int blocked = phase && strcmp(phase, "Blocked") == 0;
-        int early = json_is_true(json_object_get(spec, "startBeforeAcquisitionFinished"));
-        char acq[24], key[320];
-
-        if (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed")))
-            continue;
-        snprintf(acq, sizeof(acq), "%lld", jint(spec, "plateAcquisition"));
-        if ((s->wake_blocked && blocked) ||
-            ((blocked || early) && json_object_get(s->acqs, acq))) {
-            snprintf(key, sizeof(key), "%s/%s", jstr(meta, "namespace"), jstr(meta, "name"));
-            ctl_enqueue(s->c, key);
-            n++;
-        }
-    }
-    if (n)
-        log_debug(NULL, "imagedb sync: woke %d Analyses of plates being imaged", n);
-    json_decref(all);
+    s->woken = 0;
+    informer_each(s->c->analyses, NULL, NULL, wake_one, s);
+    if (s->woken)
+        log_debug(NULL, "imagedb sync: woke %d Analyses of plates being imaged", s->woken);
     json_object_clear(s->acqs);
     s->wake_blocked = 0;
 }

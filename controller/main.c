@@ -68,30 +68,40 @@ static void analysis_changed(void *ud, const json_t *obj)
                                                            "name")));
 }
 
+struct wake_ctx {
+    struct ctl *c;
+    const char *ns;     /* NULL: every namespace */
+    const char *name;   /* NULL: every Analysis of ns, else those that depend on it */
+};
+
+static int wake_one(const json_t *a, void *ud)
+{
+    const struct wake_ctx *w = ud;
+    const char *ans = json_string_value(json_object_get(json_object_get(a, "metadata"),
+                                                        "namespace"));
+    const json_t *d;
+    size_t k;
+
+    if (w->ns && (!ans || strcmp(ans, w->ns) != 0))
+        return 0;
+    if (!w->name)
+        analysis_changed(w->c, a);
+    json_array_foreach(json_object_get(json_object_get(a, "spec"), "dependsOn"), k, d) {
+        if (w->name && json_string_value(d) && strcmp(json_string_value(d), w->name) == 0)
+            analysis_changed(w->c, a);
+    }
+    return 0;
+}
+
 /* Analyses of the same namespace whose spec.dependsOn names obj. */
 static void wake_dependents(struct ctl *c, const json_t *obj)
 {
     const json_t *meta = json_object_get(obj, "metadata");
-    const char *ns = json_string_value(json_object_get(meta, "namespace"));
-    const char *name = json_string_value(json_object_get(meta, "name"));
-    json_t *all, *a, *d;
-    size_t i, k;
+    struct wake_ctx w = { c, json_string_value(json_object_get(meta, "namespace")),
+                          json_string_value(json_object_get(meta, "name")) };
 
-    if (!ns || !name || !c->analyses)
-        return;
-    all = informer_list(c->analyses, NULL, NULL);
-    json_array_foreach(all, i, a) {
-        const json_t *am = json_object_get(a, "metadata");
-        const char *ans = json_string_value(json_object_get(am, "namespace"));
-
-        if (!ans || strcmp(ans, ns) != 0)
-            continue;
-        json_array_foreach(json_object_get(json_object_get(a, "spec"), "dependsOn"), k, d) {
-            if (json_string_value(d) && strcmp(json_string_value(d), name) == 0)
-                analysis_changed(c, a);
-        }
-    }
-    json_decref(all);
+    if (w.ns && w.name && c->analyses)
+        informer_each(c->analyses, NULL, NULL, wake_one, &w);
 }
 
 static void on_analysis_update(void *ud, const json_t *old, const json_t *cur)
@@ -137,22 +147,11 @@ static void on_owned_update(void *ud, const json_t *old, const json_t *cur)
 static void quota_changed(void *ud, const json_t *obj)
 {
     struct ctl *c = ud;
-    const char *ns = json_string_value(json_object_get(json_object_get(obj, "metadata"),
-                                                       "namespace"));
-    json_t *all, *a;
-    size_t i;
+    struct wake_ctx w = { c, json_string_value(json_object_get(json_object_get(obj, "metadata"),
+                                                               "namespace")), NULL };
 
-    if (!ns || !c->analyses)
-        return;
-    all = informer_list(c->analyses, NULL, NULL);
-    json_array_foreach(all, i, a) {
-        const char *ans = json_string_value(json_object_get(json_object_get(a, "metadata"),
-                                                            "namespace"));
-
-        if (ans && strcmp(ans, ns) == 0)
-            analysis_changed(c, a);
-    }
-    json_decref(all);
+    if (w.ns && c->analyses)
+        informer_each(c->analyses, NULL, NULL, wake_one, &w);
 }
 
 static void on_quota_update(void *ud, const json_t *old, const json_t *cur)
@@ -336,12 +335,9 @@ static void *worker_main(void *arg)
 
 static void enqueue_all(struct ctl *c)
 {
-    json_t *all = informer_list(c->analyses, NULL, NULL), *obj;
-    size_t i;
+    struct wake_ctx w = { c, NULL, NULL };
 
-    json_array_foreach(all, i, obj)
-        analysis_changed(c, obj);
-    json_decref(all);
+    informer_each(c->analyses, NULL, NULL, wake_one, &w);
 }
 
 static void started_leading(void *ud)
@@ -387,6 +383,7 @@ int main(int argc, char **argv)
      * arena's freed list pages resident. Two arenas keep the peak ~15% lower.
      */
     mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     log_set_component("controller");
     memset(&c, 0, sizeof(c));
     err_clear(&e);

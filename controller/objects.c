@@ -306,10 +306,9 @@ static int pod_status_behind(const json_t *pod)
     return !phase || (strcmp(phase, "Succeeded") != 0 && strcmp(phase, "Failed") != 0);
 }
 
-const char *obj_job_outcome(const json_t *job, const json_t *pods, const char **reason,
-                            const char **message)
+const char *obj_job_verdict(const json_t *job, const char **reason, const char **message)
 {
-    const json_t *cnd, *pod;
+    const json_t *cnd;
     size_t i;
 
     json_array_foreach(json_object_get(json_object_get(job, "status"), "conditions"), i, cnd) {
@@ -319,49 +318,61 @@ const char *obj_job_outcome(const json_t *job, const json_t *pods, const char **
         if (!type || !st || strcmp(st, "True") != 0 ||
             (strcmp(type, "Complete") != 0 && strcmp(type, "Failed") != 0))
             continue;
-        json_array_foreach(pods, i, pod) {
-            if (pod_status_behind(pod))
-                return NULL;
-        }
         *reason = json_string_value(json_object_get(cnd, "reason"));
         *message = json_string_value(json_object_get(cnd, "message"));
-        return type;
+        return strcmp(type, "Complete") == 0 ? "Complete" : "Failed";
     }
     return NULL;
 }
 
-const json_t *obj_last_termination(const json_t *pods)
+/* Replaces *dst with a copy of src (NULL allowed). -1 when out of memory. */
+static int set_copy(char **dst, const char *src)
 {
-    const json_t *best = NULL, *p;
-    const char *best_ts = "";
-    size_t i;
+    char *d = src ? strdup(src) : NULL;
 
-    json_array_foreach(pods, i, p) {
-        const json_t *cs = json_array_get(json_object_get(json_object_get(p, "status"),
-                                                          "containerStatuses"), 0);
-        const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
-        const char *ts = str_at(p, "metadata", "creationTimestamp");
-
-        if (!term)
-            term = json_object_get(json_object_get(cs, "lastState"), "terminated");
-        if (term && (!best || (ts && strcmp(ts, best_ts) >= 0))) {
-            best = term;
-            best_ts = ts ? ts : "";
-        }
-    }
-    return best;
+    if (src && !d)
+        return -1;
+    free(*dst);
+    *dst = d;
+    return 0;
 }
 
-int obj_any_pod_started(const json_t *pods)
+int obj_pods_add(struct obj_pods *p, const json_t *pod)
 {
-    const json_t *p;
-    size_t i;
+    const json_t *cs = json_array_get(json_object_get(json_object_get(pod, "status"),
+                                                      "containerStatuses"), 0);
+    const json_t *term = json_object_get(json_object_get(cs, "state"), "terminated");
+    const char *phase = str_at(pod, "status", "phase");
+    const char *ts = str_at(pod, "metadata", "creationTimestamp");
 
-    json_array_foreach(pods, i, p) {
-        const char *phase = str_at(p, "status", "phase");
-
-        if (phase && strcmp(phase, "Pending") != 0)
-            return 1;
-    }
+    p->count++;
+    if (phase && strcmp(phase, "Pending") != 0)
+        p->started = 1;
+    if (pod_status_behind(pod))
+        p->behind = 1;
+    if (!term)
+        term = json_object_get(json_object_get(cs, "lastState"), "terminated");
+    /* The newest pod's termination speaks for the Job (ties: the later seen). */
+    if (!term || (p->terminated && (!ts || strcmp(ts, p->term_created ? p->term_created : "") < 0)))
+        return 0;
+    if (set_copy(&p->term_reason, json_string_value(json_object_get(term, "reason"))) < 0 ||
+        set_copy(&p->term_message, json_string_value(json_object_get(term, "message"))) < 0 ||
+        set_copy(&p->term_created, ts) < 0)
+        return -1;
+    p->term_code = json_integer_value(json_object_get(term, "exitCode"));
+    p->terminated = 1;
     return 0;
+}
+
+void obj_pods_release(struct obj_pods *p)
+{
+    free(p->term_reason);
+    free(p->term_message);
+    free(p->term_created);
+    memset(p, 0, sizeof(*p));
+}
+
+const char *obj_job_outcome(const char *verdict, const struct obj_pods *pods)
+{
+    return pods->behind ? NULL : verdict;
 }

@@ -83,22 +83,41 @@ json_t *obj_batch_job(const struct ana *a, const struct ctl_config *cfg, const s
 json_t *obj_merge_job(const struct ana *a, const struct ctl_config *cfg, const json_t *failed);
 
 /*
- * A Job's verdict: "Complete", "Failed", or NULL while it runs. pods
- * (borrowed, may be NULL) are the Job's pods as cached; while one of them
- * still shows as pending or running (and is not being deleted), the Job's
- * verdict is not taken either: the pod's own update, with the reason the
- * reconcile reports (OOMKilled, the worker's termination message), comes
- * through another watch and may lag. *reason and *message get the
- * condition's (borrowed from job, possibly NULL) when a verdict is returned.
+ * A Job's verdict from its conditions: "Complete", "Failed", or NULL while
+ * it runs. *reason and *message get the condition's (borrowed from job,
+ * possibly NULL) with a verdict.
  */
-const char *obj_job_outcome(const json_t *job, const json_t *pods, const char **reason,
-                            const char **message);
+const char *obj_job_verdict(const json_t *job, const char **reason, const char **message);
 
-/* The newest terminated container state among pods ("state" or "lastState"), borrowed, or NULL. */
-const json_t *obj_last_termination(const json_t *pods);
+/*
+ * What the cache shows of one Job's pods, gathered one pod at a time, so a
+ * pass over many batches never holds their pods. Zero-initialise, add each
+ * pod with obj_pods_add(), free with obj_pods_release().
+ */
+struct obj_pods {
+    int count;
+    int started;            /* one has left the Pending phase */
+    int behind;             /* one still shows as pending or running (and is not being deleted) */
+    int terminated;         /* a container termination was seen; the newest pod's follows */
+    char *term_reason;      /* "OOMKilled", "Error", ... or NULL */
+    char *term_message;     /* the worker's termination message, or NULL */
+    long long term_code;    /* its exit code */
+    char *term_created;     /* creationTimestamp of the pod it came from */
+};
 
-/* 1 if one of pods has left the Pending phase, else 0. */
-int obj_any_pod_started(const json_t *pods);
+/* Folds pod into p. Returns 0, or -1 when out of memory (p stays consistent). */
+int obj_pods_add(struct obj_pods *p, const json_t *pod);
+
+void obj_pods_release(struct obj_pods *p);
+
+/*
+ * The verdict to act on: the Job's, unless one of its pods is behind. The
+ * pod's own update, with the reason the reconcile reports (OOMKilled, the
+ * worker's termination message), comes through another watch than the
+ * Job's and may lag: the verdict waits for it. A pod being deleted may
+ * never report again, so it is not waited for.
+ */
+const char *obj_job_outcome(const char *verdict, const struct obj_pods *pods);
 
 /* Where the Analysis's batch outputs and merged tables go, inside the worker. */
 void obj_output_dir(const struct ana *a, const struct ctl_config *cfg, const char *leaf,

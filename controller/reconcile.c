@@ -27,6 +27,7 @@
 #include "objects.h"
 #include "quantity.h"
 #include "strbuf.h"
+#include "strmap.h"
 
 enum bstate {
     B_NEW,          /* no Job yet */
@@ -36,14 +37,24 @@ enum bstate {
     B_FAILED,
 };
 
+/* The latest attempt of a batch's Job (or the merge Job), as observed. */
+struct job_seen {
+    char *name;             /* NULL: none seen */
+    int attempt;
+    char *memory;           /* its escalated memory limit, or NULL */
+    const char *verdict;    /* "Complete", "Failed" or NULL (obj_job_verdict) */
+    char *reason;           /* of the verdict's condition */
+    char *message;
+    struct obj_pods pods;   /* the Job's pods */
+};
+
 struct batch {
-    const char *id;
-    const char *wells;
-    const char *hash;
+    char *id;               /* copies from the ConfigMap */
+    char *wells;
+    char *hash;
     long index;
     long sets;
-    json_t *cm;             /* borrowed from the observed list */
-    json_t *job;            /* its latest attempt, borrowed, or NULL */
+    struct job_seen *job;   /* its latest attempt, borrowed from observed.jobs, or NULL */
     int attempt;            /* of that Job */
     const char *memory;     /* its escalated memory limit, or NULL */
     enum bstate st;
@@ -52,14 +63,16 @@ struct batch {
     char message[512];
 };
 
+/*
+ * What one pass sees of an Analysis, copied out of the caches one object
+ * at a time: a 1,536-batch Analysis costs a few hundred bytes per batch
+ * here, not its decoded ConfigMaps, Jobs and pods.
+ */
 struct observed {
-    json_t *cms, *jobs, *pods;      /* owned lists */
-    json_t *job_by_batch;           /* batch id -> Job (borrowed from jobs) */
-    json_t *pods_by_batch;          /* batch id -> [Pod] */
-    json_t *merge_job;              /* borrowed, or NULL */
-    json_t *merge_pods;             /* [Pod] */
+    struct strmap jobs;             /* batch id -> struct job_seen * */
+    struct job_seen merge;
     struct batch *b;
-    size_t n;
+    size_t n, cap;
     long counts[5];
     long nopod;                     /* waiting Jobs that have no pod at all yet */
 };
@@ -114,57 +127,47 @@ static int owned_by(const json_t *obj, const char *uid)
 }
 
 /*
- * The cached objects of one kind that belong to the Analysis: owned by it,
- * or (Pods, owned by their Jobs) labelled with its uid.
+ * Whether a cached object belongs to the Analysis: owned by it, or (Pods,
+ * owned by their Jobs) labelled with its uid.
  */
-static json_t *owned_list(struct informer *inf, const struct ana *a, const char *label)
+static int is_owned(const json_t *obj, const struct ana *a)
 {
-    json_t *all = informer_list(inf, OBJ_LABEL_ANALYSIS, label), *out = json_array(), *o;
-    size_t i;
+    const char *ns = jstr(json_object_get(obj, "metadata"), "namespace");
+    const char *uid = obj_label(obj, OBJ_LABEL_UID);
 
-    json_array_foreach(all, i, o) {
-        const char *ns = jstr(json_object_get(o, "metadata"), "namespace");
-        const char *uid = obj_label(o, OBJ_LABEL_UID);
-
-        if (ns && strcmp(ns, a->ns) == 0 &&
-            (owned_by(o, a->uid) || (uid && strcmp(uid, a->uid) == 0)))
-            json_array_append(out, o);
-    }
-    json_decref(all);
-    return out;
+    return ns && strcmp(ns, a->ns) == 0 &&
+           (owned_by(obj, a->uid) || (uid && strcmp(uid, a->uid) == 0));
 }
 
 /*
  * Why a batch failed: the worker's own reason (its termination message
  * starts "Reason: ..."), OOMKilled, or the Job's condition.
  */
-static void failure_reason(struct batch *b, const char *job_reason, const char *job_message,
-                           const json_t *pods)
+static void failure_reason(struct batch *b, const struct job_seen *job)
 {
-    const json_t *term = obj_last_termination(pods);
-    const char *treason = jstr(term, "reason"), *tmsg = jstr(term, "message");
-    json_int_t code = json_integer_value(json_object_get(term, "exitCode"));
+    const char *treason = job->pods.term_reason, *tmsg = job->pods.term_message;
+    const char *job_reason = job->reason, *job_message = job->message;
+    long long code = job->pods.term_code;
     size_t n;
 
     if (treason && strcmp(treason, "OOMKilled") == 0) {
         snprintf(b->reason, sizeof(b->reason), "OOMKilled");
         snprintf(b->message, sizeof(b->message),
-                 "the batch pod exceeded its memory limit and was killed (exit %lld)",
-                 (long long)code);
+                 "the batch pod exceeded its memory limit and was killed (exit %lld)", code);
         return;
     }
     if (tmsg && (n = strcspn(tmsg, ":")) > 0 && tmsg[n] == ':' && n < sizeof(b->reason) &&
         strspn(tmsg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") == n) {
         snprintf(b->reason, sizeof(b->reason), "%.*s", (int)n, tmsg);
-        snprintf(b->message, sizeof(b->message), "%s (exit %lld; Job: %s)", tmsg + n + 2,
-                 (long long)code, job_reason ? job_reason : "failed");
+        snprintf(b->message, sizeof(b->message), "%s (exit %lld; Job: %s)", tmsg + n + 2, code,
+                 job_reason ? job_reason : "failed");
         b->message[strcspn(b->message, "\n")] = '\0';
         return;
     }
     snprintf(b->reason, sizeof(b->reason), "%s", job_reason ? job_reason : "Failed");
-    if (term)
+    if (job->pods.terminated)
         snprintf(b->message, sizeof(b->message), "%s; last exit code %lld",
-                 job_message ? job_message : "the batch Job failed", (long long)code);
+                 job_message ? job_message : "the batch Job failed", code);
     else
         snprintf(b->message, sizeof(b->message), "%s",
                  job_message ? job_message : "the batch Job failed");
@@ -177,21 +180,37 @@ static int attempt_of(const json_t *job)
     return a ? atoi(a) : 0;
 }
 
-/* The pods the Job made (the Job controller labels them with its name). */
-static json_t *pods_of(const json_t *pods, const json_t *job)
+static void job_seen_release(struct job_seen *j)
+{
+    free(j->name);
+    free(j->memory);
+    free(j->reason);
+    free(j->message);
+    obj_pods_release(&j->pods);
+    memset(j, 0, sizeof(*j));
+}
+
+static void free_job_seen(void *j)
+{
+    job_seen_release(j);
+    free(j);
+}
+
+/* Fills j (released first) from a Job. -1 when out of memory. */
+static int job_seen_set(struct job_seen *j, const json_t *job)
 {
     const char *name = jstr(json_object_get(job, "metadata"), "name");
-    json_t *out = json_array();
-    const json_t *p;
-    size_t i;
+    const char *memory = obj_annotation(job, OBJ_ANN_MEMORY), *reason = NULL, *message = NULL;
 
-    json_array_foreach(pods, i, p) {
-        const char *jn = obj_label(p, "job-name");
-
-        if (name && jn && strcmp(jn, name) == 0)
-            json_array_append(out, (json_t *)p);
-    }
-    return out;
+    job_seen_release(j);
+    j->attempt = attempt_of(job);
+    j->verdict = obj_job_verdict(job, &reason, &message);
+    j->name = strdup(name ? name : "");
+    j->memory = memory ? strdup(memory) : NULL;
+    j->reason = reason ? strdup(reason) : NULL;
+    j->message = message ? strdup(message) : NULL;
+    return !j->name || (memory && !j->memory) || (reason && !j->reason) ||
+                   (message && !j->message) ? -1 : 0;
 }
 
 static int cmp_batch(const void *x, const void *y)
@@ -203,107 +222,148 @@ static int cmp_batch(const void *x, const void *y)
 
 static void observed_release(struct observed *o)
 {
-    json_decref(o->cms);
-    json_decref(o->jobs);
-    json_decref(o->pods);
-    json_decref(o->job_by_batch);
-    json_decref(o->pods_by_batch);
-    json_decref(o->merge_pods);
+    size_t i;
+
+    strmap_clear(&o->jobs, free_job_seen);
+    job_seen_release(&o->merge);
+    for (i = 0; i < o->n; i++) {
+        free(o->b[i].id);
+        free(o->b[i].wells);
+        free(o->b[i].hash);
+    }
     free(o->b);
     memset(o, 0, sizeof(*o));
 }
 
-/* Gathers and classifies everything the Analysis owns. */
+struct observing {
+    const struct ana *a;
+    struct observed *o;
+};
+
+/* Retries with more memory are new Jobs: the latest attempt speaks for the batch. */
+static int see_job(const json_t *job, void *ud)
+{
+    struct observing *x = ud;
+    const char *role = obj_label(job, OBJ_LABEL_ROLE), *bid = obj_label(job, OBJ_LABEL_BATCH);
+    struct job_seen *j;
+
+    if (!is_owned(job, x->a))
+        return 0;
+    if (role && strcmp(role, "merge") == 0)
+        return job_seen_set(&x->o->merge, job);
+    if (!bid)
+        return 0;
+    j = strmap_get(&x->o->jobs, bid);
+    if (j)
+        return attempt_of(job) > j->attempt ? job_seen_set(j, job) : 0;
+    j = calloc(1, sizeof(*j));
+    if (!j || strmap_put(&x->o->jobs, bid, j, NULL) < 0) {
+        free(j);
+        return -1;
+    }
+    return job_seen_set(j, job);
+}
+
+/* A pod counts for its batch's latest Job only (the Job controller labels it with the Job's name). */
+static int see_pod(const json_t *pod, void *ud)
+{
+    struct observing *x = ud;
+    const char *role = obj_label(pod, OBJ_LABEL_ROLE), *bid = obj_label(pod, OBJ_LABEL_BATCH);
+    const char *jn = obj_label(pod, "job-name");
+    struct job_seen *j;
+
+    if (!is_owned(pod, x->a))
+        return 0;
+    if (role && strcmp(role, "merge") == 0)
+        j = &x->o->merge;
+    else
+        j = bid ? strmap_get(&x->o->jobs, bid) : NULL;
+    if (!j || !j->name || !jn || strcmp(jn, j->name) != 0)
+        return 0;
+    return obj_pods_add(&j->pods, pod);
+}
+
+static int see_configmap(const json_t *cm, void *ud)
+{
+    struct observing *x = ud;
+    struct observed *o = x->o;
+    const char *idx = obj_annotation(cm, OBJ_ANN_INDEX), *sets = obj_annotation(cm, OBJ_ANN_SETS);
+    const char *state = obj_label(cm, OBJ_LABEL_STATE), *id = obj_label(cm, OBJ_LABEL_BATCH);
+    const char *wells = obj_annotation(cm, OBJ_ANN_WELLS), *hash = obj_annotation(cm, OBJ_ANN_HASH);
+    struct batch *b;
+
+    if (!is_owned(cm, x->a) || !id || !wells || !hash)
+        return 0;   /* not one of ours in the expected shape */
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        struct batch *nb = realloc(o->b, cap * sizeof(*nb));
+
+        if (!nb)
+            return -1;
+        o->b = nb;
+        o->cap = cap;
+    }
+    b = &o->b[o->n];
+    memset(b, 0, sizeof(*b));
+    b->index = idx ? strtol(idx, NULL, 10) : (long)o->n;
+    b->sets = sets ? strtol(sets, NULL, 10) : 0;
+    b->remembered = state && strcmp(state, "succeeded") == 0;
+    b->id = strdup(id);
+    b->wells = strdup(wells);
+    b->hash = strdup(hash);
+    o->n++;
+    return !b->id || !b->wells || !b->hash ? -1 : 0;
+}
+
+/* A batch's state from its ConfigMap, its latest Job and that Job's pods. */
+static void classify(struct observed *o, struct batch *b)
+{
+    const char *outcome;
+
+    b->job = strmap_get(&o->jobs, b->id);
+    if (b->job) {
+        b->attempt = b->job->attempt;
+        b->memory = b->job->memory;
+    }
+    outcome = b->job ? obj_job_outcome(b->job->verdict, &b->job->pods) : NULL;
+    if (b->remembered || (outcome && strcmp(outcome, "Complete") == 0))
+        b->st = B_SUCCEEDED;
+    else if (outcome)
+        b->st = B_FAILED;
+    else if (!b->job)
+        b->st = B_NEW;
+    else if (b->job->pods.started)
+        b->st = B_RUNNING;
+    else
+        b->st = B_WAITING;
+    if (b->st == B_WAITING && b->job->pods.count == 0)
+        o->nopod++;
+    if (b->st == B_FAILED)
+        failure_reason(b, b->job);
+    o->counts[b->st]++;
+}
+
+/*
+ * Gathers and classifies everything the Analysis owns: its Jobs, then
+ * their pods, then the batch ConfigMaps. Cost: one decode per object,
+ * holding one decoded object at a time.
+ */
 static int observe(struct ctl *c, const struct ana *a, struct observed *o, struct err *e)
 {
     char label[OBJ_NAME_MAX + 1];
-    json_t *obj, *arr;
+    struct observing x = { a, o };
     size_t i;
 
     memset(o, 0, sizeof(*o));
     obj_analysis_label(a->name, label);
-    o->cms = owned_list(c->configmaps, a, label);
-    o->jobs = owned_list(c->jobs, a, label);
-    o->pods = owned_list(c->pods, a, label);
-    o->job_by_batch = json_object();
-    o->pods_by_batch = json_object();
-    o->merge_pods = json_array();
-    if (!o->cms || !o->jobs || !o->pods || !o->job_by_batch || !o->pods_by_batch ||
-        !o->merge_pods)
+    if (informer_each(c->jobs, OBJ_LABEL_ANALYSIS, label, see_job, &x) != 0 ||
+        informer_each(c->pods, OBJ_LABEL_ANALYSIS, label, see_pod, &x) != 0 ||
+        informer_each(c->configmaps, OBJ_LABEL_ANALYSIS, label, see_configmap, &x) != 0)
         return err_set(e, ENOMEM, "out of memory");
-
-    json_array_foreach(o->jobs, i, obj) {
-        const char *role = obj_label(obj, OBJ_LABEL_ROLE), *bid = obj_label(obj, OBJ_LABEL_BATCH);
-
-        if (role && strcmp(role, "merge") == 0) {
-            o->merge_job = obj;
-        } else if (bid) {
-            /* Retries with more memory are new Jobs: the latest attempt speaks for the batch. */
-            const json_t *prev = json_object_get(o->job_by_batch, bid);
-
-            if (!prev || attempt_of(obj) > attempt_of(prev))
-                json_object_set(o->job_by_batch, bid, obj);
-        }
-    }
-    json_array_foreach(o->pods, i, obj) {
-        const char *role = obj_label(obj, OBJ_LABEL_ROLE), *bid = obj_label(obj, OBJ_LABEL_BATCH);
-
-        if (role && strcmp(role, "merge") == 0) {
-            json_array_append(o->merge_pods, obj);
-        } else if (bid) {
-            arr = json_object_get(o->pods_by_batch, bid);
-            if (!arr) {
-                arr = json_array();
-                json_object_set_new(o->pods_by_batch, bid, arr);
-            }
-            json_array_append(arr, obj);
-        }
-    }
-
-    o->b = calloc(json_array_size(o->cms) + 1, sizeof(*o->b));
-    if (!o->b)
-        return err_set(e, ENOMEM, "out of memory");
-    json_array_foreach(o->cms, i, obj) {
-        struct batch *b = &o->b[o->n];
-        const char *idx = obj_annotation(obj, OBJ_ANN_INDEX), *sets = obj_annotation(obj, OBJ_ANN_SETS);
-        const char *state = obj_label(obj, OBJ_LABEL_STATE), *outcome, *jr = NULL, *jm = NULL;
-        json_t *pods;
-
-        b->id = obj_label(obj, OBJ_LABEL_BATCH);
-        b->wells = obj_annotation(obj, OBJ_ANN_WELLS);
-        b->hash = obj_annotation(obj, OBJ_ANN_HASH);
-        if (!b->id || !b->wells || !b->hash)
-            continue;   /* not one of ours in the expected shape */
-        b->index = idx ? strtol(idx, NULL, 10) : (long)i;
-        b->sets = sets ? strtol(sets, NULL, 10) : 0;
-        b->cm = obj;
-        b->job = json_object_get(o->job_by_batch, b->id);
-        b->remembered = state && strcmp(state, "succeeded") == 0;
-        if (b->job) {
-            b->attempt = attempt_of(b->job);
-            b->memory = obj_annotation(b->job, OBJ_ANN_MEMORY);
-        }
-        pods = pods_of(json_object_get(o->pods_by_batch, b->id), b->job);
-        outcome = b->job ? obj_job_outcome(b->job, pods, &jr, &jm) : NULL;
-        if (b->remembered || (outcome && strcmp(outcome, "Complete") == 0))
-            b->st = B_SUCCEEDED;
-        else if (outcome)
-            b->st = B_FAILED;
-        else if (!b->job)
-            b->st = B_NEW;
-        else if (obj_any_pod_started(pods))
-            b->st = B_RUNNING;
-        else
-            b->st = B_WAITING;
-        if (b->st == B_WAITING && json_array_size(pods) == 0)
-            o->nopod++;
-        if (b->st == B_FAILED)
-            failure_reason(b, jr, jm, pods);
-        json_decref(pods);
-        o->counts[b->st]++;
-        o->n++;
-    }
-    qsort(o->b, o->n, sizeof(*o->b), cmp_batch);
+    for (i = 0; i < o->n; i++)
+        classify(o, &o->b[i]);
+    if (o->n)
+        qsort(o->b, o->n, sizeof(*o->b), cmp_batch);
     return 0;
 }
 
@@ -517,6 +577,7 @@ static int remember_successes(struct ctl *c, const struct ana *a, struct observe
     json_t *mark = json_pack("{s:{s:{s:s}}}", "metadata", "labels", OBJ_LABEL_STATE, "succeeded");
     json_t *ttl = json_pack("{s:{s:i}}", "spec", "ttlSecondsAfterFinished",
                             c->cfg->succeeded_ttl_s);
+    char cm_name[OBJ_NAME_MAX + 1];
     size_t i;
     int rc = 0;
 
@@ -528,7 +589,8 @@ static int remember_successes(struct ctl *c, const struct ana *a, struct observe
             continue;
         req.res = (struct kube_res)KUBE_RES_CONFIGMAPS;
         req.res.ns = a->ns;
-        req.res.name = jstr(json_object_get(b->cm, "metadata"), "name");
+        obj_name(a->name, b->id, cm_name);
+        req.res.name = cm_name;
         req.body = mark;
         if ((!cms && !(cms = kube_batch_new(c->kc, 0, &ke))) ||
             kube_batch_add(cms, &req, &ke) < 0) {
@@ -538,7 +600,7 @@ static int remember_successes(struct ctl *c, const struct ana *a, struct observe
         if (c->cfg->succeeded_ttl_s > 0) {
             req.res = (struct kube_res)KUBE_RES_JOBS;
             req.res.ns = a->ns;
-            req.res.name = jstr(json_object_get(b->job, "metadata"), "name");
+            req.res.name = b->job->name;
             req.body = ttl;
             if ((!jobs && !(jobs = kube_batch_new(c->kc, 0, &ke))) ||
                 kube_batch_add(jobs, &req, &ke) < 0) {
@@ -715,7 +777,7 @@ static int delete_waiting(struct ctl *c, const struct ana *a, struct observed *o
         if (o->b[i].st != B_WAITING)
             continue;
         req.res.ns = a->ns;
-        req.res.name = jstr(json_object_get(o->b[i].job, "metadata"), "name");
+        req.res.name = o->b[i].job->name;
         req.q.propagation_policy = "Background";
         if ((!kb && !(kb = kube_batch_new(c->kc, 0, &ke))) || kube_batch_add(kb, &req, &ke) < 0) {
             kube_batch_free(kb);
@@ -782,8 +844,7 @@ static void missing_wells(const struct observed *o, struct strbuf *sb)
 /* The merge Job's outcome: the worker's termination message holds its summary. */
 static json_t *merge_results(const struct ana *a, const struct ctl *c, const struct observed *o)
 {
-    const json_t *term = obj_last_termination(o->merge_pods);
-    const char *msg = jstr(term, "message");
+    const char *msg = o->merge.pods.term_message;
     struct strbuf path = STRBUF_INIT, miss = STRBUF_INIT;
     json_t *summary = NULL, *res;
 
@@ -1026,7 +1087,7 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     struct strbuf msg = STRBUF_INIT, miss = STRBUF_INIT;
     json_t *set = NULL;
     char key[300];
-    const char *mr = NULL, *mm = NULL, *outcome;
+    const char *outcome;
     struct window_claim claim;
     size_t i;
     int rc = -1, grant, all_done;
@@ -1101,12 +1162,11 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
                                    .quota_room = ctl_quota_room(c, a->ns) };
     /* The merge pod takes quota too, and comes after the last batch. */
     all_done = o.counts[B_SUCCEEDED] + o.counts[B_FAILED] >= total && !plan_partial(a);
-    if (o.merge_job) {
+    if (o.merge.name) {
         claim.started++;
-        if (!obj_job_outcome(o.merge_job, o.merge_pods, &mr, &mm) &&
-            !obj_any_pod_started(o.merge_pods)) {
+        if (!obj_job_outcome(o.merge.verdict, &o.merge.pods) && !o.merge.pods.started) {
             claim.waiting++;
-            claim.nopod += json_array_size(o.merge_pods) == 0;
+            claim.nopod += o.merge.pods.count == 0;
         }
     } else if (all_done) {
         claim.want++;
@@ -1125,10 +1185,10 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
     }
 
     /* Every batch is done: the merge, once the window and quota have room for it. */
-    outcome = o.merge_job ? obj_job_outcome(o.merge_job, o.merge_pods, &mr, &mm) : NULL;
+    outcome = obj_job_outcome(o.merge.verdict, &o.merge.pods);
     if (outcome)
         window_release(c->window, key);
-    if (!o.merge_job && grant > 0) {
+    if (!o.merge.name && grant > 0) {
         json_t *failed = json_object_get(set, "failedBatches");
         json_t *job = obj_merge_job(a, c->cfg, failed);
         struct kube_res r = KUBE_RES_JOBS;
@@ -1166,15 +1226,16 @@ static int run_step(struct ctl *c, const struct ana *a, long total, double *requ
         goto out;
     }
     if (outcome) {
-        const json_t *term = obj_last_termination(o.merge_pods);
+        const char *why = o.merge.pods.term_message ? o.merge.pods.term_message
+                          : o.merge.message ? o.merge.message
+                          : o.merge.reason ? o.merge.reason : "unknown";
 
-        strbuf_addf(&msg, "the merge failed: %s",
-                    jstr(term, "message") ? jstr(term, "message") : mm ? mm : mr ? mr : "unknown");
+        strbuf_addf(&msg, "the merge failed: %s", why);
         rc = fail_analysis(c, a, "MergeFailed", msg.buf, set, e);
         set = NULL;
         goto out;
     }
-    if (o.merge_job || grant > 0)
+    if (o.merge.name || grant > 0)
         strbuf_addf(&msg, "merging %ld batches", o.counts[B_SUCCEEDED]);
     else
         strbuf_addf(&msg, "%ld batches done; the merge waits for room in the window or the "

@@ -3,10 +3,12 @@
  * informer.h.
  *
  * Objects are stored as compact JSON text, deflated against the first
- * object of the informer (zpack), inside strmap entries: a tenth of a
- * jansson tree's size, and a private decoded copy per read keeps readers
- * and the watch thread from sharing mutable objects. Each indexed label
- * has a strmap of value -> set of keys (a strmap with NULL values).
+ * object of the informer (zpack), in an objcache with their
+ * resourceVersions and indexed label values: a tenth of a jansson tree's
+ * size, and a private decoded copy per read keeps readers and the watch
+ * thread from sharing mutable objects. The objcache is also what the
+ * kube_watch compares a relist against (its kube_watch_store), so the
+ * keys and resourceVersions are held once.
  */
 #include "informer.h"
 
@@ -19,8 +21,8 @@
 #include "kube_watch.h"
 #include "log.h"
 #include "monotime.h"
+#include "objcache.h"
 #include "strbuf.h"
-#include "strmap.h"
 #include "zpack.h"
 
 struct informer {
@@ -33,12 +35,11 @@ struct informer {
     long resync_ms;
     char *resource;                 /* for log lines */
 
-    char **labels;                  /* indexed label keys */
-    struct strmap *index;           /* per label: value -> struct strmap * (set of keys) */
+    char **labels;                  /* indexed label keys, objcache label numbers 0.. */
     int nlabels;
 
-    pthread_rwlock_t lock;          /* guards objs and index */
-    struct strmap objs;             /* key -> compact JSON text, zpack'ed */
+    pthread_rwlock_t lock;          /* guards objs */
+    struct objcache *objs;          /* key -> compact JSON text, zpack'ed */
     struct zpack *zp;               /* the watch thread's packer */
     struct zpack_reader wreader;    /* the watch thread's reader */
     struct strbuf scratch;          /* the watch thread's text and packed bytes */
@@ -53,66 +54,10 @@ struct informer {
     int watch_started, resync_started;
 };
 
-/* ---- label index (write lock held) ----------------------------------- */
-
 static const char *label_of(const json_t *obj, const char *key)
 {
     return json_string_value(
         json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), key));
-}
-
-static void index_del(struct informer *inf, int i, const char *value, const char *key)
-{
-    struct strmap *set = strmap_get(&inf->index[i], value);
-
-    if (!set)
-        return;
-    strmap_remove(set, key, NULL);
-    if (set->count == 0) {
-        strmap_remove(&inf->index[i], value, NULL);
-        strmap_clear(set, NULL);
-        free(set);
-    }
-}
-
-static int index_add(struct informer *inf, int i, const char *value, const char *key)
-{
-    struct strmap *set = strmap_get(&inf->index[i], value);
-
-    if (!set) {
-        set = calloc(1, sizeof(*set));
-        if (!set || strmap_put(&inf->index[i], value, set, NULL) < 0) {
-            free(set);
-            return -1;
-        }
-    }
-    return strmap_put(set, key, NULL, NULL);
-}
-
-/* Moves key from its old label values (old may be NULL) to those of cur (may be NULL). */
-static int index_update(struct informer *inf, const char *key, const json_t *old,
-                        const json_t *cur)
-{
-    const char *was, *now;
-    int i, rc = 0;
-
-    for (i = 0; i < inf->nlabels; i++) {
-        was = old ? label_of(old, inf->labels[i]) : NULL;
-        now = cur ? label_of(cur, inf->labels[i]) : NULL;
-        if (was && now && strcmp(was, now) == 0)
-            continue;
-        if (was)
-            index_del(inf, i, was, key);
-        if (now && index_add(inf, i, now, key) < 0)
-            rc = -1;
-    }
-    return rc;
-}
-
-static void free_set(void *set)
-{
-    strmap_clear(set, NULL);
-    free(set);
 }
 
 /* ---- events from the watch (the watch thread) ------------------------ */
@@ -156,16 +101,22 @@ static void call_locked(struct informer *inf, enum kube_watch_type type, const j
 static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     struct informer *inf = ud;
-    struct strbuf key = STRBUF_INIT;
+    struct strbuf key = STRBUF_INIT, rv = STRBUF_INIT, old_text = STRBUF_INIT;
+    const char *values[OBJCACHE_MAX_LABELS] = { NULL };
     json_t *old_obj = NULL;
     const void *old;
     char *text = NULL;
-    struct strbuf old_text = STRBUF_INIT;
-    int notify, rc = 0;
+    int notify, i, rc = 0;
 
     if (key_of(&key, obj) < 0)
         goto out;
     if (type != KUBE_WATCH_DELETED) {
+        const char *version = json_string_value(
+            json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+
+        /* Kept apart from the object, which the transform may prune of it. */
+        if (strbuf_adds(&rv, version ? version : "") < 0)
+            goto nomem;
         /* Nobody needs managedFields; they are often the largest part. */
         json_object_del(json_object_get(obj, "metadata"), "managedFields");
         if (inf->transform)
@@ -174,21 +125,20 @@ static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
         strbuf_reset(&inf->scratch);
         if (!text || zpack_pack(inf->zp, text, strlen(text), &inf->scratch) < 0)
             goto nomem;
+        for (i = 0; i < inf->nlabels; i++)
+            values[i] = label_of(obj, inf->labels[i]);
     }
     pthread_rwlock_wrlock(&inf->lock);
-    old = strmap_get(&inf->objs, key.buf);
+    old = objcache_get(inf->objs, key.buf, NULL, NULL);
     notify = type == KUBE_WATCH_DELETED ? inf->h.on_delete != NULL
                                         : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
-    /* Decoded before it is replaced: the text lives in the map entry. */
-    if (old && (inf->nlabels || notify))
+    /* Decoded before it is replaced: the text lives in the cache entry. */
+    if (old && notify)
         old_obj = decode(inf, &inf->wreader, old, &old_text);
     if (text)
-        rc = strmap_put_bytes(&inf->objs, key.buf, inf->scratch.buf, inf->scratch.len);
+        rc = objcache_put(inf->objs, key.buf, rv.buf, inf->scratch.buf, inf->scratch.len, values);
     else
-        strmap_remove(&inf->objs, key.buf, NULL);
-    if (rc == 0 && index_update(inf, key.buf, old_obj,
-                                type == KUBE_WATCH_DELETED ? NULL : obj) < 0)
-        log_error(NULL, "informer %s: out of memory indexing %s", inf->resource, key.buf);
+        objcache_remove(inf->objs, key.buf);
     pthread_rwlock_unlock(&inf->lock);
     if (rc < 0)
         goto nomem;
@@ -203,8 +153,47 @@ out:
     json_decref(old_obj);
     free(text);
     strbuf_release(&old_text);
+    strbuf_release(&rv);
     strbuf_release(&key);
 }
+
+/* ---- the watch's record of what it delivered (the watch thread) ------ */
+
+static int store_known(void *ud, const char *key, struct strbuf *rv)
+{
+    struct informer *inf = ud;
+    const char *v = NULL;
+    int rc;
+
+    strbuf_reset(rv);
+    pthread_rwlock_rdlock(&inf->lock);
+    rc = objcache_get(inf->objs, key, &v, NULL) != NULL;
+    if (rc && strbuf_adds(rv, v) < 0)
+        rc = 0;
+    pthread_rwlock_unlock(&inf->lock);
+    return rc;
+}
+
+static int collect_key(const char *key, const char *rv, const void *value, size_t len, void *ud)
+{
+    (void)rv;
+    (void)value;
+    (void)len;
+    return strbuf_add(ud, key, strlen(key) + 1) < 0;
+}
+
+static int store_keys(void *ud, struct strbuf *keys)
+{
+    struct informer *inf = ud;
+    int rc;
+
+    pthread_rwlock_rdlock(&inf->lock);
+    rc = objcache_each(inf->objs, collect_key, keys);
+    pthread_rwlock_unlock(&inf->lock);
+    return rc ? -1 : 0;
+}
+
+static const struct kube_watch_store watch_store = { store_known, store_keys };
 
 static void on_synced(void *ud)
 {
@@ -242,14 +231,6 @@ static void *watch_main(void *arg)
 
 /* ---- resync (its own thread) ----------------------------------------- */
 
-static int collect_key(const char *key, void *value, void *ud)
-{
-    struct strbuf *keys = ud;
-
-    (void)value;
-    return strbuf_add(keys, key, strlen(key) + 1) < 0;
-}
-
 /* Calls on_update(obj, obj) for every cached object. */
 static void resync(struct informer *inf)
 {
@@ -260,16 +241,14 @@ static void resync(struct informer *inf)
     int rc;
 
     /* Keys first, then one object at a time: never a decoded copy of the whole cache. */
-    pthread_rwlock_rdlock(&inf->lock);
-    rc = strmap_each(&inf->objs, collect_key, &keys);
-    pthread_rwlock_unlock(&inf->lock);
+    rc = store_keys(inf, &keys);
     if (rc) {
         log_error(NULL, "informer %s: out of memory for a resync", inf->resource);
         goto out;
     }
     for (k = keys.buf; k < keys.buf + keys.len; k += strlen(k) + 1) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(inf, &r, strmap_get(&inf->objs, k), &buf);
+        obj = decode(inf, &r, objcache_get(inf->objs, k, NULL, NULL), &buf);
         pthread_rwlock_unlock(&inf->lock);
         if (obj)
             call_locked(inf, KUBE_WATCH_MODIFIED, obj, obj);
@@ -311,6 +290,7 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
         .field_selector = opts->field_selector,
         .page_size = opts->page_size,
         .h = { .on_event = on_event, .on_synced = on_synced },
+        .store = &watch_store,
     };
     struct informer *inf;
     int i, n = 0;
@@ -336,10 +316,15 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     while (opts->index_labels && opts->index_labels[n])
         n++;
     inf->resource = strdup(opts->res.resource ? opts->res.resource : "?");
+    if (n > OBJCACHE_MAX_LABELS) {
+        err_set(&ke->err, KUBE_E_INVALID_ARG, "informer: at most %d indexed labels",
+                OBJCACHE_MAX_LABELS);
+        goto fail;
+    }
     inf->labels = calloc((size_t)n + 1, sizeof(*inf->labels));
-    inf->index = calloc((size_t)n + 1, sizeof(*inf->index));
+    inf->objs = objcache_new(n);
     inf->zp = zpack_new();
-    if (!inf->resource || !inf->labels || !inf->index || !inf->zp)
+    if (!inf->resource || !inf->labels || !inf->objs || !inf->zp)
         goto nomem;
     for (i = 0; i < n; i++, inf->nlabels++)
         if (!(inf->labels[i] = strdup(opts->index_labels[i])))
@@ -411,7 +396,7 @@ json_t *informer_get(struct informer *inf, const char *ns, const char *name)
 
     if ((ns && *ns ? strbuf_addf(&key, "%s/%s", ns, name) : strbuf_adds(&key, name)) == 0) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(inf, &r, strmap_get(&inf->objs, key.buf), &buf);
+        obj = decode(inf, &r, objcache_get(inf->objs, key.buf, NULL, NULL), &buf);
         pthread_rwlock_unlock(&inf->lock);
     }
     zpack_reader_release(&r);
@@ -420,49 +405,65 @@ json_t *informer_get(struct informer *inf, const char *ns, const char *name)
     return obj;
 }
 
-struct list_ctx {
+struct each_ctx {
     const struct informer *inf;
-    const struct strmap *objs;      /* look values up here (NULL: the value given) */
-    json_t *out;
+    int (*fn)(const json_t *obj, void *ud);
+    void *ud;
     struct zpack_reader r;
     struct strbuf buf;
 };
 
-static int append_decoded(const char *key, void *value, void *ud)
+static int visit_decoded(const char *key, const char *rv, const void *packed, size_t len,
+                         void *ud)
 {
-    struct list_ctx *l = ud;
-    const void *packed = l->objs ? strmap_get(l->objs, key) : value;
+    struct each_ctx *l = ud;
+    json_t *obj = decode(l->inf, &l->r, packed, &l->buf);
+    int rc;
 
-    return packed && json_array_append_new(l->out, decode(l->inf, &l->r, packed, &l->buf)) < 0;
+    (void)key;
+    (void)rv;
+    (void)len;
+    if (!obj)
+        return -1;
+    rc = l->fn(obj, l->ud);
+    json_decref(obj);
+    return rc;
 }
 
-json_t *informer_list(struct informer *inf, const char *label_key, const char *label_value)
+int informer_each(struct informer *inf, const char *label_key, const char *label_value,
+                  int (*fn)(const json_t *obj, void *ud), void *ud)
 {
-    struct list_ctx l = { inf, NULL, json_array(), ZPACK_READER_INIT, STRBUF_INIT };
-    const struct strmap *set = NULL;
+    struct each_ctx l = { inf, fn, ud, ZPACK_READER_INIT, STRBUF_INIT };
     int i, rc = 0;
 
-    if (!l.out)
-        return NULL;
     pthread_rwlock_rdlock(&inf->lock);
     if (!label_key) {
-        rc = strmap_each(&inf->objs, append_decoded, &l);
+        rc = objcache_each(inf->objs, visit_decoded, &l);
     } else {
         for (i = 0; i < inf->nlabels; i++)
             if (strcmp(inf->labels[i], label_key) == 0)
-                set = strmap_get(&inf->index[i], label_value);
-        l.objs = &inf->objs;
-        if (set)
-            rc = strmap_each(set, append_decoded, &l);
+                rc = objcache_each_label(inf->objs, i, label_value, visit_decoded, &l);
     }
     pthread_rwlock_unlock(&inf->lock);
     zpack_reader_release(&l.r);
     strbuf_release(&l.buf);
-    if (rc) {
-        json_decref(l.out);
+    return rc;
+}
+
+static int append_object(const json_t *obj, void *ud)
+{
+    return json_array_append(ud, (json_t *)obj) < 0;
+}
+
+json_t *informer_list(struct informer *inf, const char *label_key, const char *label_value)
+{
+    json_t *out = json_array();
+
+    if (out && informer_each(inf, label_key, label_value, append_object, out) != 0) {
+        json_decref(out);
         return NULL;
     }
-    return l.out;
+    return out;
 }
 
 size_t informer_count(struct informer *inf)
@@ -470,7 +471,7 @@ size_t informer_count(struct informer *inf)
     size_t n;
 
     pthread_rwlock_rdlock(&inf->lock);
-    n = inf->objs.count;
+    n = objcache_count(inf->objs);
     pthread_rwlock_unlock(&inf->lock);
     return n;
 }
@@ -498,13 +499,10 @@ void informer_free(struct informer *inf)
         return;
     informer_stop(inf);
     kube_watch_free(inf->w);
-    strmap_clear(&inf->objs, NULL);
-    for (i = 0; i < inf->nlabels; i++) {
-        strmap_clear(&inf->index[i], free_set);
+    objcache_free(inf->objs);
+    for (i = 0; i < inf->nlabels; i++)
         free(inf->labels[i]);
-    }
     free(inf->labels);
-    free(inf->index);
     free(inf->resource);
     zpack_free(inf->zp);
     zpack_reader_release(&inf->wreader);

@@ -6,14 +6,16 @@
  * Objects are keyed "namespace/name" (just "name" when cluster-scoped). The
  * cache is memory-lean: each object is stored as compact JSON text after
  * metadata.managedFields is dropped and an optional transform has pruned
- * what the consumer does not need (e.g. a ConfigMap's data): about 0.5 kB
- * per small object, index and bookkeeping included (20,000 ConfigMaps
- * without their data: ~11 MB). Reads decode a private copy.
+ * what the consumer does not need (e.g. a ConfigMap's data), deflated
+ * against the first object cached (zpack), in one allocation with its
+ * resourceVersion and label index links (objcache): about 0.2 kB per small
+ * object, index and the watch's bookkeeping included. Reads decode a
+ * private copy; informer_each() decodes one object at a time.
  *
  * Threads: the watch runs on the informer's own thread, resyncs on a second
  * one. Handlers run one at a time (never concurrently), after the cache has
- * been updated and with no cache lock held, so they may call informer_get()
- * and informer_list(); a slow handler delays the watch. Every other
+ * been updated and with no cache lock held, so they may call informer_get(),
+ * informer_list() and informer_each(); a slow handler delays the watch. Every other
  * function is thread-safe.
  */
 #ifndef PLATEOP_INFORMER_H
@@ -86,6 +88,18 @@ json_t *informer_get(struct informer *inf, const char *ns, const char *name);
  * failure. Cost: one decode per object returned.
  */
 json_t *informer_list(struct informer *inf, const char *label_key, const char *label_value);
+
+/*
+ * Calls fn for each cached object (all, or those whose label label_key
+ * equals label_value, as informer_list), decoding one at a time: obj is
+ * borrowed for the call only, so a pass over thousands of objects holds
+ * one decoded object at a time. fn runs under the cache's read lock and
+ * must not call into this informer. Stops when fn returns non-zero and
+ * returns that value; -1 when memory runs out; else 0. Cost: one decode
+ * per object visited.
+ */
+int informer_each(struct informer *inf, const char *label_key, const char *label_value,
+                  int (*fn)(const json_t *obj, void *ud), void *ud);
 
 /* Number of cached objects. */
 size_t informer_count(struct informer *inf);

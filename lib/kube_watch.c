@@ -206,14 +206,17 @@ struct kube_watch {
     long page_size;
     int timeout_seconds;
     struct kube_watch_handlers h;
+    const struct kube_watch_store *store;
     void *ud;
 
     atomic_int stop;
     pthread_mutex_t mu;             /* for the backoff sleep */
     pthread_cond_t cv;
 
-    struct strmap known;            /* key -> resourceVersion delivered (inline strings) */
-    struct strmap listing;          /* the same, being built by a relist */
+    struct strmap known;            /* key -> resourceVersion delivered, without a store */
+    struct strmap listing;          /* the keys a relist has seen (a set) */
+    int relisting;                  /* something was known when the list began */
+    struct strbuf rv_buf;           /* a resourceVersion from the store */
     char *rv;                       /* where the next watch starts */
     unsigned long watch_events;     /* events in the current watch request */
 };
@@ -259,7 +262,9 @@ struct kube_watch *kube_watch_new(struct kube_client *c, const struct kube_watch
     w->page_size = opts->page_size > 0 ? opts->page_size : 500;
     w->timeout_seconds = opts->timeout_seconds;
     w->h = opts->h;
+    w->store = opts->store;
     w->ud = opts->ud;
+    strbuf_init(&w->rv_buf);
     atomic_init(&w->stop, 0);
     pthread_mutex_init(&w->mu, NULL);
     if (monotime_cond_init(&w->cv) != 0)
@@ -278,6 +283,7 @@ void kube_watch_free(struct kube_watch *w)
         return;
     strmap_clear(&w->known, NULL);
     strmap_clear(&w->listing, NULL);
+    strbuf_release(&w->rv_buf);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->group);
@@ -363,7 +369,9 @@ static int on_stream_event(enum kube_watch_type type, json_t *obj, void *ud)
                  kube_watch_type_name(type));
         goto out;
     }
-    if (type == KUBE_WATCH_DELETED) {
+    if (w->store) {
+        /* The consumer records it. */
+    } else if (type == KUBE_WATCH_DELETED) {
         strmap_remove(&w->known, key.buf, NULL);
     } else if (strmap_put_str(&w->known, key.buf, rv ? rv : "") < 0) {
         goto nomem;
@@ -375,6 +383,14 @@ nomem:
 out:
     strbuf_release(&key);
     return rc;
+}
+
+/* The resourceVersion delivered for key, or NULL; valid until the next lookup or change. */
+static const char *known_rv(struct kube_watch *w, const char *key)
+{
+    if (!w->store)
+        return strmap_get(&w->known, key);
+    return w->store->known(w->ud, key, &w->rv_buf) > 0 ? w->rv_buf.buf : NULL;
 }
 
 /*
@@ -396,11 +412,12 @@ static int on_list_item(json_t *item, void *ud)
         rv = "";
     if (object_key(&key, item) < 0)
         goto out;
-    was = strmap_get(&w->known, key.buf);
+    was = known_rv(w, key.buf);
     type = was ? KUBE_WATCH_MODIFIED : KUBE_WATCH_ADDED;
     changed = !was || strcmp(was, rv) != 0;
-    if (strmap_put_str(&w->listing, key.buf, rv) < 0
-        || (changed && strmap_put_str(&w->known, key.buf, rv) < 0)) {
+    /* Nothing known before the list, nothing can vanish: no listing to compare with. */
+    if ((w->relisting && strmap_put(&w->listing, key.buf, NULL, NULL) < 0)
+        || (changed && !w->store && strmap_put_str(&w->known, key.buf, rv) < 0)) {
         rc = 1;   /* out of memory: ends the list */
         goto out;
     }
@@ -411,52 +428,74 @@ out:
     return rc;
 }
 
-/* Delivers DELETED for an object the relist no longer has. */
-static int deliver_vanished(const char *key, void *value, void *ud)
+static int collect_key(const char *key, void *value, void *ud)
 {
-    struct kube_watch *w = ud;
-    const char *slash = strchr(key, '/');
+    (void)value;
+    return strbuf_add(ud, key, strlen(key) + 1) < 0;
+}
+
+/* Every key delivered and not deleted, NUL-terminated, into keys. -1 when out of memory. */
+static int known_keys(struct kube_watch *w, struct strbuf *keys)
+{
+    if (w->store)
+        return w->store->keys(w->ud, keys) < 0 ? -1 : 0;
+    return strmap_each(&w->known, collect_key, keys) ? -1 : 0;
+}
+
+/* Delivers DELETED for each of keys the relist no longer has. -1 when out of memory. */
+static int deliver_vanished(struct kube_watch *w, const struct strbuf *keys)
+{
+    const char *key, *slash, *rv;
     json_t *obj;
 
-    if (strmap_has(&w->listing, key))
-        return 0;
-    obj = slash ? json_pack("{s:{s:s%,s:s,s:s}}", "metadata", "namespace", key,
-                            (size_t)(slash - key), "name", slash + 1, "resourceVersion",
-                            (const char *)value)
-                : json_pack("{s:{s:s,s:s}}", "metadata", "name", key, "resourceVersion",
-                            (const char *)value);
-    if (!obj)
-        return -1;
-    w->h.on_event(w->ud, KUBE_WATCH_DELETED, obj);
-    json_decref(obj);
+    for (key = keys->buf; key < keys->buf + keys->len; key += strlen(key) + 1) {
+        if (strmap_has(&w->listing, key) || !(rv = known_rv(w, key)))
+            continue;
+        slash = strchr(key, '/');
+        obj = slash ? json_pack("{s:{s:s%,s:s,s:s}}", "metadata", "namespace", key,
+                                (size_t)(slash - key), "name", slash + 1, "resourceVersion", rv)
+                    : json_pack("{s:{s:s,s:s}}", "metadata", "name", key, "resourceVersion", rv);
+        if (!obj)
+            return -1;
+        w->h.on_event(w->ud, KUBE_WATCH_DELETED, obj);
+        json_decref(obj);
+        if (!w->store)
+            strmap_remove(&w->known, key, NULL);
+    }
     return 0;
 }
 
 /*
  * Lists everything and delivers the differences against what was known.
- * On failure `known` has grown by what was delivered (never shrunk), so the
- * next relist compares against everything the consumer has seen.
+ * On failure what is known has grown by what was delivered (never
+ * shrunk), so the next relist compares against everything the consumer
+ * has seen.
  */
 static int relist(struct kube_watch *w, struct kube_error *ke)
 {
     struct kube_query q = { .label_selector = w->label_selector,
                             .field_selector = w->field_selector, .limit = w->page_size };
+    struct strbuf before = STRBUF_INIT;
     char *rv = NULL;
     int rc;
 
     strmap_clear(&w->listing, NULL);
+    if (known_keys(w, &before) < 0) {
+        rc = err_set(&ke->err, KUBE_E_NOMEM, "relist %s: out of memory", w->resource);
+        goto out;
+    }
+    w->relisting = before.len > 0;
     rc = kube_list_each(w->c, &w->res, &q, on_list_item, w, &rv, ke);
-    if (rc > 0 || (rc == 0 && strmap_each(&w->known, deliver_vanished, w) != 0))
+    if (rc > 0 || (rc == 0 && deliver_vanished(w, &before) < 0))
         rc = err_set(&ke->err, KUBE_E_NOMEM, "relist %s: out of memory", w->resource);
     if (rc == 0) {
-        strmap_clear(&w->known, NULL);
-        w->known = w->listing;
-        w->listing = (struct strmap)STRMAP_INIT;
         free(w->rv);
         w->rv = rv;
         rv = NULL;
     }
+out:
     strmap_clear(&w->listing, NULL);
+    strbuf_release(&before);
     free(rv);
     return rc;
 }

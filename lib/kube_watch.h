@@ -117,6 +117,20 @@ struct kube_watch_handlers {
     int (*on_error)(void *ud, const struct kube_error *ke);
 };
 
+/*
+ * What was delivered, kept by a consumer that keeps it anyway (an
+ * informer's cache, with each object's resourceVersion), so the watcher
+ * keeps no copy of its own. Keys are "namespace/name" or "name". The
+ * consumer must record what on_event delivers before on_event returns;
+ * both functions run on the watch's thread and get the opts' ud.
+ */
+struct kube_watch_store {
+    /* The resourceVersion delivered for key into rv (reset first): 1, or 0 if none. */
+    int (*known)(void *ud, const char *key, struct strbuf *rv);
+    /* Appends every key delivered and not deleted, each NUL-terminated, to keys. 0, or -1 when out of memory. */
+    int (*keys)(void *ud, struct strbuf *keys);
+};
+
 struct kube_watch_opts {
     struct kube_res res;           /* the collection; ns NULL: all namespaces */
     const char *label_selector;    /* copied */
@@ -124,6 +138,7 @@ struct kube_watch_opts {
     long page_size;                /* list page size; default 500 */
     int timeout_seconds;           /* per watch request; default 300..600, random */
     struct kube_watch_handlers h;
+    const struct kube_watch_store *store;  /* NULL: the watcher remembers what it delivered */
     void *ud;
 };
 
@@ -136,7 +151,9 @@ struct kube_watch *kube_watch_new(struct kube_client *c, const struct kube_watch
 /*
  * Lists, then watches, calling the handlers on this thread, until
  * kube_watch_stop() (returns 0) or on_error gives up (-1 with ke). Memory:
- * one list page plus one key and resourceVersion per object.
+ * one list page, plus one key and resourceVersion per object unless a
+ * store keeps them, plus during a relist (not the first list) a copy of
+ * every key.
  */
 int kube_watch_run(struct kube_watch *w, struct kube_error *ke);
 

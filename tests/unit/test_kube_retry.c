@@ -27,6 +27,7 @@
 
 #include "kube.h"
 #include "kube_watch.h"
+#include "strmap.h"
 #include "log.h"
 #include "monotime.h"
 #include "strbuf.h"
@@ -424,20 +425,34 @@ static void test_watch_stream_over_http(void **state)
     "{\"kind\":\"Status\",\"status\":\"Failure\",\"reason\":\"Expired\",\"code\":410," \
     "\"message\":\"" what " is too old\"}"
 
-/* What a watcher delivered, as "ADDED a;SYNCED;ERROR 410;...". */
+/*
+ * What a watcher delivered, as "ADDED a;SYNCED;ERROR 410;...". With
+ * use_store, the log keeps what was delivered (as an informer does) and
+ * hands it to the watcher as its kube_watch_store.
+ */
 struct watch_log {
     struct strbuf s;
     struct kube_watch *w;
     int syncs, stop_at_sync;    /* stop the watcher at this many syncs (0: never) */
     const char *stop_at_name;   /* or on an event about this object */
+    int use_store;
+    struct strmap known;        /* "ns/name" -> resourceVersion, with use_store */
 };
 
 static void wl_event(void *ud, enum kube_watch_type type, json_t *obj)
 {
     struct watch_log *l = ud;
-    const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"),
-                                                         "name"));
+    const json_t *md = json_object_get(obj, "metadata");
+    const char *name = json_string_value(json_object_get(md, "name"));
+    char key[64];
 
+    snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(md, "namespace")),
+             name);
+    if (type == KUBE_WATCH_DELETED)
+        strmap_remove(&l->known, key, NULL);
+    else
+        assert_int_equal(strmap_put_str(&l->known, key, json_string_value(json_object_get(
+                                                             md, "resourceVersion"))), 0);
     strbuf_addf(&l->s, "%s %s;", kube_watch_type_name(type), name);
     if (l->stop_at_name && strcmp(name, l->stop_at_name) == 0)
         kube_watch_stop(l->w);
@@ -460,12 +475,37 @@ static int wl_error(void *ud, const struct kube_error *ke)
     return 0;
 }
 
+static int wl_known(void *ud, const char *key, struct strbuf *rv)
+{
+    struct watch_log *l = ud;
+    const char *v = strmap_get(&l->known, key);
+
+    strbuf_reset(rv);
+    return v && strbuf_adds(rv, v) == 0;
+}
+
+static int add_key(const char *key, void *value, void *ud)
+{
+    (void)value;
+    return strbuf_add(ud, key, strlen(key) + 1);
+}
+
+static int wl_keys(void *ud, struct strbuf *keys)
+{
+    struct watch_log *l = ud;
+
+    return strmap_each(&l->known, add_key, keys);
+}
+
+static const struct kube_watch_store wl_store = { wl_known, wl_keys };
+
 /* Runs a watcher of configmaps in "ns" against the responder until the log stops it. */
 static void run_watch(struct kube_client *c, struct watch_log *l)
 {
     struct kube_watch_opts o = { .res = KUBE_RES_CONFIGMAPS, .page_size = 2,
                                  .timeout_seconds = 30,
-                                 .h = { wl_event, wl_synced, wl_error }, .ud = l };
+                                 .h = { wl_event, wl_synced, wl_error },
+                                 .store = l->use_store ? &wl_store : NULL, .ud = l };
     struct kube_error ke;
 
     o.res.ns = "ns";
@@ -474,6 +514,7 @@ static void run_watch(struct kube_client *c, struct watch_log *l)
     if (kube_watch_run(l->w, &ke) != 0)
         fail_msg("%s", ke.err.msg);
     kube_watch_free(l->w);
+    strmap_clear(&l->known, NULL);
 }
 
 /*
@@ -481,7 +522,7 @@ static void run_watch(struct kube_client *c, struct watch_log *l)
  * delivered its first page. An object first seen there and gone by the next
  * relist must still be reported DELETED.
  */
-static void test_relist_failing_part_way_keeps_what_it_delivered(void **state)
+static void check_relist_failing_part_way_keeps_what_it_delivered(int use_store)
 {
     static const char *const script[] = {
         LIST("{\"resourceVersion\":\"10\",\"continue\":\"c1\"}", CM("a", "1")),
@@ -492,11 +533,10 @@ static void test_relist_failing_part_way_keeps_what_it_delivered(void **state)
         EXPIRED("the continue token"),
         LIST("{\"resourceVersion\":\"30\"}", CM("a", "1") "," CM("b", "1")),
     };
-    struct watch_log l = { .s = STRBUF_INIT, .stop_at_sync = 2 };
     struct responder r;
     struct kube_client *c;
+    struct watch_log l = { .s = STRBUF_INIT, .stop_at_sync = 2, .use_store = use_store };
 
-    (void)state;
     c = serve(&r, script, 6, NULL, &(struct serve_opts){ .max_retries = -1 });
     run_watch(c, &l);
     assert_string_equal(l.s.buf, "ADDED a;ADDED b;SYNCED;ADDED d;ERROR 410;DELETED d;SYNCED;");
@@ -511,12 +551,20 @@ static void test_relist_failing_part_way_keeps_what_it_delivered(void **state)
     stop_serving(&r, c);
 }
 
+/* The same, the watcher's record of what it delivered kept by the consumer. */
+static void test_relist_failing_part_way_keeps_what_it_delivered(void **state)
+{
+    (void)state;
+    check_relist_failing_part_way_keeps_what_it_delivered(0);
+    check_relist_failing_part_way_keeps_what_it_delivered(1);
+}
+
 /*
  * A watch answered with HTTP 410 (rather than an ERROR event) relists,
  * delivers what changed meanwhile, and watches on from the new list's
  * resourceVersion.
  */
-static void test_watch_answered_410_relists_and_delivers_differences(void **state)
+static void check_watch_answered_410_relists_and_delivers_differences(int use_store)
 {
     static const char *const script[] = {
         LIST("{\"resourceVersion\":\"10\"}", CM("a", "1") "," CM("b", "1")),
@@ -524,11 +572,10 @@ static void test_watch_answered_410_relists_and_delivers_differences(void **stat
         LIST("{\"resourceVersion\":\"30\"}", CM("a", "2") "," CM("c", "25")),
         HEAD_200 "{\"type\":\"ADDED\",\"object\":" CM("last", "31") "}\n",
     };
-    struct watch_log l = { .s = STRBUF_INIT, .stop_at_name = "last" };
     struct responder r;
     struct kube_client *c;
+    struct watch_log l = { .s = STRBUF_INIT, .stop_at_name = "last", .use_store = use_store };
 
-    (void)state;
     c = serve(&r, script, 4, NULL, &(struct serve_opts){ .max_retries = -1 });
     run_watch(c, &l);
     assert_string_equal(l.s.buf, "ADDED a;ADDED b;SYNCED;MODIFIED a;ADDED c;DELETED b;SYNCED;"
@@ -541,6 +588,14 @@ static void test_watch_answered_410_relists_and_delivers_differences(void **stat
     assert_non_null(strstr(r.target[3], "resourceVersion=30"));
     strbuf_release(&l.s);
     stop_serving(&r, c);
+}
+
+/* The same, the watcher's record of what it delivered kept by the consumer. */
+static void test_watch_answered_410_relists_and_delivers_differences(void **state)
+{
+    (void)state;
+    check_watch_answered_410_relists_and_delivers_differences(0);
+    check_watch_answered_410_relists_and_delivers_differences(1);
 }
 
 /* ---- concurrency and connection reuse -------------------------------- */

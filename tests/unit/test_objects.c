@@ -368,6 +368,25 @@ static json_t *pod_with(const char *phase, const char *terminated_reason, const 
     return pod;
 }
 
+/* A Job's verdict as the reconcile takes it, its pods folded in one at a time. */
+static const char *outcome_of(const json_t *job, const json_t *pods, struct obj_pods *seen)
+{
+    const char *reason = NULL, *message = NULL, *verdict = obj_job_verdict(job, &reason, &message);
+    const json_t *pod;
+    size_t i;
+
+    obj_pods_release(seen);
+    json_array_foreach(pods, i, pod)
+        assert_int_equal(obj_pods_add(seen, pod), 0);
+    if (verdict) {
+        assert_string_equal(reason, json_string_value(json_object_get(json_array_get(
+                                        json_object_get(json_object_get(job, "status"),
+                                                        "conditions"), 0), "reason")));
+        assert_non_null(message);
+    }
+    return obj_job_outcome(verdict, seen);
+}
+
 /*
  * The Job watch can bring a Job's Failed condition before the pod watch
  * brings the pod's OOMKilled state: the verdict waits for the pod, so a
@@ -379,35 +398,60 @@ static void test_job_outcome_waits_for_its_pods(void **state)
     json_t *lagging = json_pack("[o]", pod_with("Running", NULL, NULL));
     json_t *done = json_pack("[o]", pod_with("Failed", "OOMKilled", NULL));
     json_t *deleting = json_pack("[o]", pod_with("Running", NULL, "2026-01-02T03:05:00Z"));
-    const char *reason = NULL, *message = NULL;
+    struct obj_pods seen = { 0 };
 
     (void)state;
-    assert_null(obj_job_outcome(job, lagging, &reason, &message));
-    assert_null(reason);
-    assert_string_equal(obj_job_outcome(job, done, &reason, &message), "Failed");
-    assert_string_equal(reason, "BackoffLimitExceeded");
-    assert_string_equal(json_string_value(json_object_get(obj_last_termination(done), "reason")),
-                        "OOMKilled");
+    assert_null(outcome_of(job, lagging, &seen));
+    assert_true(seen.started && seen.behind && !seen.terminated);
+    assert_string_equal(outcome_of(job, done, &seen), "Failed");
+    assert_string_equal(seen.term_reason, "OOMKilled");
+    assert_int_equal(seen.term_code, 137);
+    assert_int_equal(seen.count, 1);
     /* A pod being deleted (deadline, node gone) may never report: no waiting on it. */
-    assert_string_equal(obj_job_outcome(job, deleting, &reason, &message), "Failed");
-    assert_null(obj_last_termination(deleting));
+    assert_string_equal(outcome_of(job, deleting, &seen), "Failed");
+    assert_false(seen.terminated);
     /* Nor on pods the cache never saw. */
-    assert_string_equal(obj_job_outcome(job, NULL, &reason, &message), "Failed");
+    assert_string_equal(outcome_of(job, NULL, &seen), "Failed");
+    assert_int_equal(seen.count, 0);
     json_decref(job);
     /* The merge's results are its pod's termination message: Complete waits the same way. */
     job = job_with("Complete", "Completed");
-    assert_null(obj_job_outcome(job, lagging, &reason, &message));
+    assert_null(outcome_of(job, lagging, &seen));
     json_array_append_new(done, pod_with("Succeeded", "Completed", NULL));
     json_array_remove(done, 0);
-    assert_string_equal(obj_job_outcome(job, done, &reason, &message), "Complete");
+    assert_string_equal(outcome_of(job, done, &seen), "Complete");
     json_decref(job);
     job = json_pack("{s:{s:[{s:s,s:s}]}}", "status", "conditions", "type", "Suspended",
                     "status", "True");
-    assert_null(obj_job_outcome(job, done, &reason, &message));
+    assert_null(outcome_of(job, done, &seen));
+    obj_pods_release(&seen);
     json_decref(job);
     json_decref(lagging);
     json_decref(done);
     json_decref(deleting);
+}
+
+/* Of several pods (retries of one Job), the newest termination speaks for the Job. */
+static void test_newest_pod_termination_wins(void **state)
+{
+    json_t *older = pod_with("Failed", "Error", NULL), *newer = pod_with("Failed", "OOMKilled", NULL);
+    struct obj_pods seen = { 0 };
+
+    (void)state;
+    json_object_set_new(json_object_get(older, "metadata"), "creationTimestamp",
+                        json_string("2026-01-02T03:00:00Z"));
+    assert_int_equal(obj_pods_add(&seen, newer), 0);
+    assert_int_equal(obj_pods_add(&seen, older), 0);
+    assert_string_equal(seen.term_reason, "OOMKilled");
+    obj_pods_release(&seen);
+    assert_int_equal(obj_pods_add(&seen, older), 0);
+    assert_int_equal(obj_pods_add(&seen, newer), 0);
+    assert_string_equal(seen.term_reason, "OOMKilled");
+    assert_string_equal(seen.term_created, "2026-01-02T03:04:05Z");
+    assert_int_equal(seen.count, 2);
+    obj_pods_release(&seen);
+    json_decref(older);
+    json_decref(newer);
 }
 
 int main(void)
@@ -421,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_pod_security_context_must_be_non_root),
         cmocka_unit_test(test_missing_dependency_grace_is_configurable),
         cmocka_unit_test(test_job_outcome_waits_for_its_pods),
+        cmocka_unit_test(test_newest_pod_termination_wins),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
