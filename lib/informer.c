@@ -34,6 +34,7 @@ struct informer {
     void *ud;
     long resync_ms;
     char *resource;                 /* for log lines */
+    char *ns;                       /* the one namespace watched, or NULL */
 
     char **labels;                  /* indexed label keys, objcache label numbers 0.. */
     int nlabels;
@@ -58,6 +59,18 @@ static const char *label_of(const json_t *obj, const char *key)
 {
     return json_string_value(
         json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), key));
+}
+
+/*
+ * The cache's key for "namespace/name": just the name when the informer
+ * watches one namespace, whose name would otherwise be stored with every
+ * object.
+ */
+static const char *short_key(const struct informer *inf, const char *key)
+{
+    size_t n = inf->ns ? strlen(inf->ns) : 0;
+
+    return n && strncmp(key, inf->ns, n) == 0 && key[n] == '/' ? key + n + 1 : key;
 }
 
 /* ---- events from the watch (the watch thread) ------------------------ */
@@ -129,16 +142,17 @@ static void on_event(void *ud, enum kube_watch_type type, json_t *obj)
             values[i] = label_of(obj, inf->labels[i]);
     }
     pthread_rwlock_wrlock(&inf->lock);
-    old = objcache_get(inf->objs, key.buf, NULL, NULL);
+    old = objcache_get(inf->objs, short_key(inf, key.buf), NULL, NULL);
     notify = type == KUBE_WATCH_DELETED ? inf->h.on_delete != NULL
                                         : (old ? inf->h.on_update != NULL : inf->h.on_add != NULL);
     /* Decoded before it is replaced: the text lives in the cache entry. */
     if (old && notify)
         old_obj = decode(inf, &inf->wreader, old, &old_text);
     if (text)
-        rc = objcache_put(inf->objs, key.buf, rv.buf, inf->scratch.buf, inf->scratch.len, values);
+        rc = objcache_put(inf->objs, short_key(inf, key.buf), rv.buf, inf->scratch.buf,
+                          inf->scratch.len, values);
     else
-        objcache_remove(inf->objs, key.buf);
+        objcache_remove(inf->objs, short_key(inf, key.buf));
     pthread_rwlock_unlock(&inf->lock);
     if (rc < 0)
         goto nomem;
@@ -167,28 +181,39 @@ static int store_known(void *ud, const char *key, struct strbuf *rv)
 
     strbuf_reset(rv);
     pthread_rwlock_rdlock(&inf->lock);
-    rc = objcache_get(inf->objs, key, &v, NULL) != NULL;
+    rc = objcache_get(inf->objs, short_key(inf, key), &v, NULL) != NULL;
     if (rc && strbuf_adds(rv, v) < 0)
         rc = 0;
     pthread_rwlock_unlock(&inf->lock);
     return rc;
 }
 
+struct key_list {
+    const char *ns;     /* prefixed to each key with a '/', or NULL */
+    struct strbuf *keys;
+};
+
 static int collect_key(const char *key, const char *rv, const void *value, size_t len, void *ud)
 {
+    struct key_list *l = ud;
+
     (void)rv;
     (void)value;
     (void)len;
-    return strbuf_add(ud, key, strlen(key) + 1) < 0;
+    if (l->ns && strbuf_addf(l->keys, "%s/", l->ns) < 0)
+        return 1;
+    return strbuf_add(l->keys, key, strlen(key) + 1) < 0;
 }
 
+/* Every key as "namespace/name" (or "name" when cluster-scoped), NUL-terminated. */
 static int store_keys(void *ud, struct strbuf *keys)
 {
     struct informer *inf = ud;
+    struct key_list l = { inf->ns, keys };
     int rc;
 
     pthread_rwlock_rdlock(&inf->lock);
-    rc = objcache_each(inf->objs, collect_key, keys);
+    rc = objcache_each(inf->objs, collect_key, &l);
     pthread_rwlock_unlock(&inf->lock);
     return rc ? -1 : 0;
 }
@@ -248,7 +273,7 @@ static void resync(struct informer *inf)
     }
     for (k = keys.buf; k < keys.buf + keys.len; k += strlen(k) + 1) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(inf, &r, objcache_get(inf->objs, k, NULL, NULL), &buf);
+        obj = decode(inf, &r, objcache_get(inf->objs, short_key(inf, k), NULL, NULL), &buf);
         pthread_rwlock_unlock(&inf->lock);
         if (obj)
             call_locked(inf, KUBE_WATCH_MODIFIED, obj, obj);
@@ -289,6 +314,7 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
         .label_selector = opts->label_selector,
         .field_selector = opts->field_selector,
         .page_size = opts->page_size,
+        .timeout_seconds = opts->watch_timeout_s,
         .h = { .on_event = on_event, .on_synced = on_synced },
         .store = &watch_store,
     };
@@ -316,6 +342,7 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     while (opts->index_labels && opts->index_labels[n])
         n++;
     inf->resource = strdup(opts->res.resource ? opts->res.resource : "?");
+    inf->ns = opts->res.ns && *opts->res.ns ? strdup(opts->res.ns) : NULL;
     if (n > OBJCACHE_MAX_LABELS) {
         err_set(&ke->err, KUBE_E_INVALID_ARG, "informer: at most %d indexed labels",
                 OBJCACHE_MAX_LABELS);
@@ -324,7 +351,8 @@ struct informer *informer_new(struct kube_client *c, const struct informer_opts 
     inf->labels = calloc((size_t)n + 1, sizeof(*inf->labels));
     inf->objs = objcache_new(n);
     inf->zp = zpack_new();
-    if (!inf->resource || !inf->labels || !inf->objs || !inf->zp)
+    if (!inf->resource || !inf->labels || !inf->objs || !inf->zp ||
+        (opts->res.ns && *opts->res.ns && !inf->ns))
         goto nomem;
     for (i = 0; i < n; i++, inf->nlabels++)
         if (!(inf->labels[i] = strdup(opts->index_labels[i])))
@@ -396,7 +424,8 @@ json_t *informer_get(struct informer *inf, const char *ns, const char *name)
 
     if ((ns && *ns ? strbuf_addf(&key, "%s/%s", ns, name) : strbuf_adds(&key, name)) == 0) {
         pthread_rwlock_rdlock(&inf->lock);
-        obj = decode(inf, &r, objcache_get(inf->objs, key.buf, NULL, NULL), &buf);
+        obj = decode(inf, &r, objcache_get(inf->objs, short_key(inf, key.buf), NULL, NULL),
+                     &buf);
         pthread_rwlock_unlock(&inf->lock);
     }
     zpack_reader_release(&r);
@@ -504,6 +533,7 @@ void informer_free(struct informer *inf)
         free(inf->labels[i]);
     free(inf->labels);
     free(inf->resource);
+    free(inf->ns);
     zpack_free(inf->zp);
     zpack_reader_release(&inf->wreader);
     strbuf_release(&inf->scratch);

@@ -58,6 +58,7 @@ struct informer_opts {
     struct informer_handlers h;
     void *ud;                         /* passed to handlers and transform */
     long page_size;                   /* list page size; default 500 */
+    int watch_timeout_s;              /* per watch request; 0: 300..600 s at random */
 };
 
 struct informer;

@@ -5,7 +5,9 @@
  * the server closes are resumed without losing events; a forced 410 in the
  * middle of a watch (etcd compacted while the watcher was behind) makes it
  * relist and deliver exactly the differences; an informer caches pruned
- * objects, indexes a label, calls its handlers and resyncs.
+ * objects, indexes a label, calls its handlers and resyncs, and after a
+ * forced 410 its cache, which the relist is compared against, ends up
+ * exactly the server's.
  *
  * Core/v1 Events are watched where a 410 must be forced: the API server
  * serves them from etcd (no watch cache), so an etcd compaction reaches
@@ -593,6 +595,107 @@ static void test_informer(void **state)
     informer_free(inf);
 }
 
+/* The model as an informer's handlers: its gate holds the informer's watch thread. */
+static void model_add(void *ud, const json_t *obj)
+{
+    model_event(ud, KUBE_WATCH_ADDED, (json_t *)obj);
+}
+
+static void model_update(void *ud, const json_t *old, const json_t *cur)
+{
+    (void)old;
+    model_event(ud, KUBE_WATCH_MODIFIED, (json_t *)cur);
+}
+
+static void model_delete(void *ud, const json_t *obj)
+{
+    model_event(ud, KUBE_WATCH_DELETED, (json_t *)obj);
+}
+
+static int cached_matches(json_t *item, void *ud)
+{
+    struct informer *inf = ud;
+    const json_t *md = json_object_get(item, "metadata");
+    json_t *got = informer_get(inf, tk.ns, json_string_value(json_object_get(md, "name")));
+    const char *rv = json_string_value(json_object_get(json_object_get(got, "metadata"),
+                                                       "resourceVersion"));
+    int same = rv && strcmp(rv, json_string_value(json_object_get(md, "resourceVersion"))) == 0;
+
+    json_decref(got);
+    return !same;
+}
+
+/*
+ * The forced 410 again, through an informer: its cache is what the watch
+ * compares the relist against (kube_watch_store, keys without the
+ * namespace), so the cache must end up holding exactly the server's
+ * objects at their versions, and the handlers see exactly the changes.
+ */
+static void test_informer_forced_410_relists_without_loss(void **state)
+{
+    struct kube_res r = events_res(NULL);
+    struct informer_opts o = { .res = events_res(NULL), .watch_timeout_s = 2,
+                               .h = { .on_add = model_add, .on_update = model_update,
+                                      .on_delete = model_delete, .on_synced = model_synced } };
+    struct kube_error ke;
+    struct informer *inf;
+    struct model m;
+    json_t *l;
+    char name[32];
+    int i, adds, mods, dels;
+
+    (void)state;
+    model_init(&m);
+    o.ud = &m;
+    for (i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "iold-%d", i);
+        event_do(KUBE_POST, name);
+    }
+    m.gate = "igate";
+    inf = informer_new(tk.c, &o, &ke);
+    assert_non_null(inf);
+    assert_int_equal(informer_start(inf, &ke), 0);
+    assert_int_equal(informer_wait_synced(inf, 20000), 0);
+    wait_model_matches_server(&m, &r);
+
+    event_do(KUBE_POST, "igate");
+    wait_for(&m, &m.gated, 1);
+    sleep(4);   /* the server ends the gated stream after 2 s */
+    pthread_mutex_lock(&m.mu);
+    adds = m.adds;
+    mods = m.mods;
+    dels = m.dels;
+    pthread_mutex_unlock(&m.mu);
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "iold-%d", i);
+        event_do(KUBE_DELETE, name);
+        snprintf(name, sizeof(name), "iold-%d", i + 3);
+        event_do(KUBE_PATCH, name);
+        snprintf(name, sizeof(name), "inew-%d", i);
+        event_do(KUBE_POST, name);
+    }
+    etcd_compact();
+    pthread_mutex_lock(&m.mu);
+    m.release = 1;
+    pthread_cond_broadcast(&m.cv);
+    pthread_mutex_unlock(&m.mu);
+
+    /* on_synced comes once per informer: the model tells when the relist is through. */
+    wait_model_matches_server(&m, &r);
+    pthread_mutex_lock(&m.mu);
+    assert_int_equal(m.dels - dels, 3);
+    assert_int_equal(m.mods - mods, 3);
+    assert_int_equal(m.adds - adds, 3);
+    pthread_mutex_unlock(&m.mu);
+    assert_int_equal(kube_list_each(tk.c, &r, NULL, cached_matches, inf, NULL, &ke), 0);
+    l = kube_get(tk.c, &r, NULL, &ke);
+    assert_int_equal(informer_count(inf), json_array_size(json_object_get(l, "items")));
+    json_decref(l);
+    informer_stop(inf);
+    informer_free(inf);
+    model_release(&m);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -613,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_reconnect_loses_nothing),
         cmocka_unit_test(test_forced_410_relists_without_loss),
         cmocka_unit_test(test_informer),
+        cmocka_unit_test(test_informer_forced_410_relists_without_loss),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
