@@ -465,7 +465,8 @@ static int collect_tables(const struct run_opts *o, const char *tmp, json_t *tab
             goto oom;
         n++;
     }
-    qsort(names, n, sizeof(*names), cmp_str);
+    if (n > 1)   /* qsort(NULL, 0, ...) is undefined */
+        qsort(names, n, sizeof(*names), cmp_str);
     /* Every expected table must be there before any is scanned. */
     for (p = o->tables; p && *p;) {
         const char *end = strchr(p, ',');

@@ -100,8 +100,10 @@ static void expect_failure(struct wfix *f, const char *well, const char *const *
 
     snprintf(out, sizeof(out), "out/%s", well);
     rc = wfix_run_well(f, well, env, args);
+    /* The tail: cmocka cuts long messages short. */
     if (rc != code)
-        fail_msg("the worker exited %d, not %d; its output:\n%s", rc, code, f->out.buf);
+        fail_msg("the worker exited %d, not %d; its output ends:\n%s", rc, code,
+                 f->out.buf + (f->out.len > 600 ? f->out.len - 600 : 0));
     assert_contains(f->out.buf, msg);
     assert_contains(wfix_termination(f), worker_exit_reason(code));
     assert_contains(wfix_termination(f), msg);
