@@ -43,16 +43,6 @@ struct objcache {
     struct strmap index[OBJCACHE_MAX_LABELS];   /* value -> struct sentinel * */
 };
 
-/* FNV-1a, as strmap: short keys and no adversary. */
-static uint32_t hash_of(const char *s)
-{
-    uint32_t h = 2166136261u;
-
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static char *key_of(const struct objcache *c, const struct entry *e)
 {
     return (char *)(e->links + c->nlabels);
@@ -190,7 +180,7 @@ int objcache_put(struct objcache *c, const char *key, const char *rv, const void
                  size_t len, const char *const *labels)
 {
     size_t key_len = strlen(key), rv_len;
-    uint32_t h = hash_of(key);
+    uint32_t h = strmap_hash(key);
     struct entry **p, *e, *old;
     int i;
 
@@ -249,7 +239,7 @@ int objcache_put(struct objcache *c, const char *key, const char *rv, const void
 
 const void *objcache_get(const struct objcache *c, const char *key, const char **rv, size_t *len)
 {
-    struct entry **p = slot_of(c, key, hash_of(key));
+    struct entry **p = slot_of(c, key, strmap_hash(key));
 
     if (!p || !*p)
         return NULL;
@@ -262,7 +252,7 @@ const void *objcache_get(const struct objcache *c, const char *key, const char *
 
 int objcache_remove(struct objcache *c, const char *key)
 {
-    struct entry **p = slot_of(c, key, hash_of(key)), *e;
+    struct entry **p = slot_of(c, key, strmap_hash(key)), *e;
 
     if (!p || !*p)
         return 0;

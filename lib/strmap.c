@@ -12,8 +12,7 @@ struct strmap_entry {
     char key[];
 };
 
-/* FNV-1a: short keys ("namespace/name"), no adversary that needs SipHash. */
-static uint32_t hash_of(const char *s)
+uint32_t strmap_hash(const char *s)
 {
     uint32_t h = 2166136261u;
 
@@ -36,14 +35,14 @@ static struct strmap_entry **slot_of(const struct strmap *m, const char *key, ui
 
 void *strmap_get(const struct strmap *m, const char *key)
 {
-    struct strmap_entry **p = slot_of(m, key, hash_of(key));
+    struct strmap_entry **p = slot_of(m, key, strmap_hash(key));
 
     return p && *p ? (*p)->value : NULL;
 }
 
 int strmap_has(const struct strmap *m, const char *key)
 {
-    struct strmap_entry **p = slot_of(m, key, hash_of(key));
+    struct strmap_entry **p = slot_of(m, key, strmap_hash(key));
 
     return p && *p;
 }
@@ -76,7 +75,7 @@ static int grow(struct strmap *m)
 static struct strmap_entry *link_entry(struct strmap *m, const char *key, size_t extra,
                                        struct strmap_entry **was)
 {
-    uint32_t h = hash_of(key);
+    uint32_t h = strmap_hash(key);
     struct strmap_entry **p, *e;
     size_t klen = strlen(key);
 
@@ -106,7 +105,7 @@ static struct strmap_entry *link_entry(struct strmap *m, const char *key, size_t
 
 int strmap_put(struct strmap *m, const char *key, void *value, void **old)
 {
-    struct strmap_entry **p = slot_of(m, key, hash_of(key)), *e, *was;
+    struct strmap_entry **p = slot_of(m, key, strmap_hash(key)), *e, *was;
 
     if (old)
         *old = NULL;
@@ -144,7 +143,7 @@ int strmap_put_str(struct strmap *m, const char *key, const char *str)
 
 int strmap_remove(struct strmap *m, const char *key, void **value)
 {
-    struct strmap_entry **p = slot_of(m, key, hash_of(key)), *e;
+    struct strmap_entry **p = slot_of(m, key, strmap_hash(key)), *e;
 
     if (!p || !*p)
         return 0;

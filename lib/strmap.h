@@ -11,6 +11,7 @@
 #define PLATEOP_STRMAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct strmap_entry;
 
@@ -21,6 +22,13 @@ struct strmap {
 };
 
 #define STRMAP_INIT { NULL, 0, 0 }
+
+/*
+ * The hash strmap buckets keys by (FNV-1a: short keys such as
+ * "namespace/name", no adversary that needs SipHash); for other tables of
+ * such keys.
+ */
+uint32_t strmap_hash(const char *s);
 
 /* The value stored under key, or NULL. O(1) on average. */
 void *strmap_get(const struct strmap *m, const char *key);
