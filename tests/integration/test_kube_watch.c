@@ -369,6 +369,68 @@ static void test_reconnect_loses_nothing(void **state)
     model_release(&m);
 }
 
+/* Creates the Events <prefix>old-0 .. <prefix>old-5. */
+static void create_olds(const char *prefix)
+{
+    char name[32];
+    int i;
+
+    for (i = 0; i < 6; i++) {
+        snprintf(name, sizeof(name), "%sold-%d", prefix, i);
+        event_do(KUBE_POST, name);
+    }
+}
+
+/* What the handlers had seen when the watcher was held at the gate. */
+struct seen_at_gate {
+    int adds, mods, dels;
+};
+
+/*
+ * Creates the Event m->gate and holds the watcher on it until the server
+ * has ended that stream; meanwhile deletes <prefix>old-0..2, modifies
+ * <prefix>old-3..5, creates <prefix>new-0..2 and compacts etcd, so that
+ * resuming from the gate's resourceVersion fails with 410. Releases the
+ * watcher and returns what had been seen before the changes.
+ */
+static struct seen_at_gate churn_behind_gate(struct model *m, const char *prefix)
+{
+    struct seen_at_gate at;
+    char name[32];
+    int i;
+
+    event_do(KUBE_POST, m->gate);
+    wait_for(m, &m->gated, 1);
+    sleep(4);   /* the server ends the gated stream after 2 s */
+    pthread_mutex_lock(&m->mu);
+    at = (struct seen_at_gate){ m->adds, m->mods, m->dels };
+    pthread_mutex_unlock(&m->mu);
+    for (i = 0; i < 3; i++) {
+        snprintf(name, sizeof(name), "%sold-%d", prefix, i);
+        event_do(KUBE_DELETE, name);
+        snprintf(name, sizeof(name), "%sold-%d", prefix, i + 3);
+        event_do(KUBE_PATCH, name);
+        snprintf(name, sizeof(name), "%snew-%d", prefix, i);
+        event_do(KUBE_POST, name);
+    }
+    etcd_compact();
+    pthread_mutex_lock(&m->mu);
+    m->release = 1;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return at;
+}
+
+/* The handlers saw exactly the churn's changes since the gate: 3 each. */
+static void assert_churn_delivered(struct model *m, const struct seen_at_gate *at)
+{
+    pthread_mutex_lock(&m->mu);
+    assert_int_equal(m->dels - at->dels, 3);
+    assert_int_equal(m->mods - at->mods, 3);
+    assert_int_equal(m->adds - at->adds, 3);
+    pthread_mutex_unlock(&m->mu);
+}
+
 /*
  * A forced 410 mid-watch: the handler holds the watcher on "gate" until
  * the server has ended that stream; meanwhile objects are deleted,
@@ -379,51 +441,22 @@ static void test_reconnect_loses_nothing(void **state)
 static void test_forced_410_relists_without_loss(void **state)
 {
     struct kube_res r = events_res(NULL);
+    struct seen_at_gate at;
     struct runner run;
     struct model m;
-    char name[32];
-    int i, adds, mods, dels;
 
     (void)state;
     model_init(&m);
-    for (i = 0; i < 6; i++) {
-        snprintf(name, sizeof(name), "old-%d", i);
-        event_do(KUBE_POST, name);
-    }
+    create_olds("");
     m.gate = "gate";
     start_watch(&run, &m, 2);
     wait_for(&m, &m.syncs, 1);
     wait_model_matches_server(&m, &r);
 
-    event_do(KUBE_POST, "gate");
-    wait_for(&m, &m.gated, 1);
-    sleep(4);   /* the server ends the gated stream after 2 s */
-    pthread_mutex_lock(&m.mu);
-    adds = m.adds;
-    mods = m.mods;
-    dels = m.dels;
-    pthread_mutex_unlock(&m.mu);
-    for (i = 0; i < 3; i++) {
-        snprintf(name, sizeof(name), "old-%d", i);
-        event_do(KUBE_DELETE, name);
-        snprintf(name, sizeof(name), "old-%d", i + 3);
-        event_do(KUBE_PATCH, name);
-        snprintf(name, sizeof(name), "new-%d", i);
-        event_do(KUBE_POST, name);
-    }
-    etcd_compact();
-    pthread_mutex_lock(&m.mu);
-    m.release = 1;
-    pthread_cond_broadcast(&m.cv);
-    pthread_mutex_unlock(&m.mu);
-
+    at = churn_behind_gate(&m, "");
     wait_for(&m, &m.syncs, 2);
     wait_model_matches_server(&m, &r);
-    pthread_mutex_lock(&m.mu);
-    assert_int_equal(m.dels - dels, 3);
-    assert_int_equal(m.mods - mods, 3);
-    assert_int_equal(m.adds - adds, 3);
-    pthread_mutex_unlock(&m.mu);
+    assert_churn_delivered(&m, &at);
 
     /* And it keeps watching afterwards. */
     event_do(KUBE_POST, "after");
@@ -637,20 +670,16 @@ static void test_informer_forced_410_relists_without_loss(void **state)
     struct informer_opts o = { .res = events_res(NULL), .watch_timeout_s = 2,
                                .h = { .on_add = model_add, .on_update = model_update,
                                       .on_delete = model_delete, .on_synced = model_synced } };
+    struct seen_at_gate at;
     struct kube_error ke;
     struct informer *inf;
     struct model m;
     json_t *l;
-    char name[32];
-    int i, adds, mods, dels;
 
     (void)state;
     model_init(&m);
     o.ud = &m;
-    for (i = 0; i < 6; i++) {
-        snprintf(name, sizeof(name), "iold-%d", i);
-        event_do(KUBE_POST, name);
-    }
+    create_olds("i");
     m.gate = "igate";
     inf = informer_new(tk.c, &o, &ke);
     assert_non_null(inf);
@@ -658,35 +687,10 @@ static void test_informer_forced_410_relists_without_loss(void **state)
     assert_int_equal(informer_wait_synced(inf, 20000), 0);
     wait_model_matches_server(&m, &r);
 
-    event_do(KUBE_POST, "igate");
-    wait_for(&m, &m.gated, 1);
-    sleep(4);   /* the server ends the gated stream after 2 s */
-    pthread_mutex_lock(&m.mu);
-    adds = m.adds;
-    mods = m.mods;
-    dels = m.dels;
-    pthread_mutex_unlock(&m.mu);
-    for (i = 0; i < 3; i++) {
-        snprintf(name, sizeof(name), "iold-%d", i);
-        event_do(KUBE_DELETE, name);
-        snprintf(name, sizeof(name), "iold-%d", i + 3);
-        event_do(KUBE_PATCH, name);
-        snprintf(name, sizeof(name), "inew-%d", i);
-        event_do(KUBE_POST, name);
-    }
-    etcd_compact();
-    pthread_mutex_lock(&m.mu);
-    m.release = 1;
-    pthread_cond_broadcast(&m.cv);
-    pthread_mutex_unlock(&m.mu);
-
+    at = churn_behind_gate(&m, "i");
     /* on_synced comes once per informer: the model tells when the relist is through. */
     wait_model_matches_server(&m, &r);
-    pthread_mutex_lock(&m.mu);
-    assert_int_equal(m.dels - dels, 3);
-    assert_int_equal(m.mods - mods, 3);
-    assert_int_equal(m.adds - adds, 3);
-    pthread_mutex_unlock(&m.mu);
+    assert_churn_delivered(&m, &at);
     assert_int_equal(kube_list_each(tk.c, &r, NULL, cached_matches, inf, NULL, &ke), 0);
     l = kube_get(tk.c, &r, NULL, &ke);
     assert_int_equal(informer_count(inf), json_array_size(json_object_get(l, "items")));
